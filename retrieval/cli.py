@@ -1,0 +1,70 @@
+"""`wikibot db`, `wikibot ingest`, `wikibot search`: the retrieval half of the command line."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from retrieval.config import Settings
+from retrieval.db import database_url, prepare, redact
+from retrieval.index import WikiIndex
+from retrieval.retriever import SEARCH_MODES
+
+DEFAULT_SPACE = "wiki"
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    db = sub.add_parser("db", help="database schema")
+    db_sub = db.add_subparsers(dest="db_command", required=True)
+    db_sub.add_parser("upgrade", help="apply pending schema migrations").set_defaults(handler=db_upgrade)
+
+    ingest = sub.add_parser("ingest", help="index a wiki export (folder of Markdown/HTML, or MediaWiki XML dump)")
+    ingest.add_argument("path", type=Path)
+    ingest.add_argument("--space", default=DEFAULT_SPACE, help=f"wiki space to file the pages under ({DEFAULT_SPACE})")
+    ingest.add_argument(
+        "--base-url", help="page URL prefix for pages without a `url`; `{path}` in it is replaced by the page path"
+    )
+    ingest.add_argument("--json", action="store_true", help="print the report as JSON")
+    ingest.add_argument("--quiet", action="store_true", help="no progress bar")
+    ingest.set_defaults(handler=ingest_command)
+
+    search = sub.add_parser("search", help="hybrid search of the indexed wiki")
+    search.add_argument("query")
+    search.add_argument("-k", type=int, default=None, help="number of results (WIKIBOT_SEARCH_K)")
+    search.add_argument("--space", action="append", help="only this space (repeatable)")
+    search.add_argument("--mode", choices=SEARCH_MODES, default="hybrid")
+    search.add_argument("--json", action="store_true", help="print the results as JSON")
+    search.set_defaults(handler=search_command)
+
+
+async def db_upgrade(args: argparse.Namespace, settings: Settings) -> int:
+    url = database_url(settings)
+    applied = await prepare(url)
+    print(f"{redact(url)}: " + (f"applied {', '.join(applied)}" if applied else "schema is up to date"))
+    return 0
+
+
+async def ingest_command(args: argparse.Namespace, settings: Settings) -> int:
+    async with WikiIndex.open(settings) as index:
+        report = await index.ingestor(progress=not args.quiet).ingest(args.path, args.space, args.base_url)
+    print(json.dumps(report.as_dict(), indent=2) if args.json else report.summary())
+    return 1 if report.failed else 0
+
+
+async def search_command(args: argparse.Namespace, settings: Settings) -> int:
+    if args.k is not None and args.k < 1:
+        raise ValueError("-k must be at least 1")
+    async with WikiIndex.open(settings) as index:
+        hits = await index.search.search(args.query, k=args.k, spaces=args.space, mode=args.mode)
+    if args.json:
+        print(json.dumps([hit.as_dict() for hit in hits], indent=2))
+        return 0
+    if not hits:
+        print("no results", file=sys.stderr)
+    for n, hit in enumerate(hits, start=1):
+        where = f"{hit.title} > {hit.section}" if hit.section else hit.title
+        snippet = " ".join(hit.text.split())[:160]
+        print(f"{n}. {where}  [{hit.space}, score {hit.score:.4f}]\n   {hit.url}\n   {snippet}")
+    return 0

@@ -1,0 +1,72 @@
+"""Hybrid search over the wiki index, also offered as a LangChain retriever for the answering chain."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+
+from langchain_core.callbacks import AsyncCallbackManagerForRetrieverRun, CallbackManagerForRetrieverRun
+from langchain_core.documents import Document
+from langchain_core.retrievers import BaseRetriever
+from pydantic import ConfigDict
+
+from retrieval.config import Settings
+from retrieval.embed import Embedder
+from retrieval.models import SearchHit
+from retrieval.store import WikiStore
+
+SEARCH_MODES = ("hybrid", "vector", "text")
+
+
+class WikiSearch:
+    """Embeds the question and runs the hybrid query with the configured parameters."""
+
+    def __init__(self, store: WikiStore, embedder: Embedder, settings: Settings) -> None:
+        self.store = store
+        self.embedder = embedder
+        self.settings = settings
+        self._checked = False
+
+    async def search(
+        self, query: str, *, k: int | None = None, spaces: Sequence[str] | None = None, mode: str = "hybrid"
+    ) -> list[SearchHit]:
+        if mode not in SEARCH_MODES:
+            raise ValueError(f"unknown search mode {mode!r}; use one of {', '.join(SEARCH_MODES)}")
+        if not query.strip():
+            return []
+        if not self._checked:
+            await self.store.check_embedding_model(self.embedder.model_name)
+            self._checked = True
+        vector = await asyncio.to_thread(self.embedder.embed_query, query) if mode != "text" else []
+        return await self.store.hybrid_search(
+            query,
+            vector,
+            k=k or self.settings.search_k,
+            candidates=max(self.settings.search_candidates, k or 0),
+            rrf_k=self.settings.rrf_k,
+            spaces=spaces,
+            mode=mode,
+        )
+
+
+def hit_to_document(hit: SearchHit) -> Document:
+    return Document(page_content=hit.text, metadata={k: v for k, v in hit.as_dict().items() if k != "text"})
+
+
+class WikiRetriever(BaseRetriever):
+    """LangChain retriever: documents carry title, section, url, chunk_id and score in their metadata."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    search: WikiSearch
+    k: int | None = None
+    spaces: list[str] | None = None
+
+    async def _aget_relevant_documents(
+        self, query: str, *, run_manager: AsyncCallbackManagerForRetrieverRun
+    ) -> list[Document]:
+        hits = await self.search.search(query, k=self.k, spaces=self.spaces)
+        return [hit_to_document(hit) for hit in hits]
+
+    def _get_relevant_documents(self, query: str, *, run_manager: CallbackManagerForRetrieverRun) -> list[Document]:
+        raise NotImplementedError("WikiRetriever is async: use `await retriever.ainvoke(query)`")

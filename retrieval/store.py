@@ -1,0 +1,202 @@
+"""Every SQL statement on the wiki index (pages, chunks, embeddings). Bound parameters only."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+from psycopg import AsyncConnection, sql
+from psycopg.rows import dict_row
+
+from retrieval.db import Database
+from retrieval.models import Chunk, SearchHit, SourcePage, embedding_input
+from retrieval.rank import reciprocal_rank_fusion
+
+_HNSW_INDEX = "chunks_embedding_hnsw"
+# OR of the question's stemmed words (plainto_tsquery would AND them: questions rarely match every word)
+_ANY_WORD_QUERY = "SELECT replace(plainto_tsquery('english', %(q)s)::text, ' & ', ' | ')::tsquery AS q"
+_HIT_COLUMNS = "c.id AS chunk_id, c.page_id, c.space, c.title, c.section, c.url, c.text"
+
+
+class EmbeddingModelMismatch(RuntimeError):
+    """The index was embedded with another model than the configured one."""
+
+
+class WikiStore:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    # --- embedding model ----------------------------------------------------------------------
+    async def embedding_model(self) -> tuple[str, int] | None:
+        async with self.db.connection() as conn:
+            cur = await conn.execute("SELECT model, dimensions FROM embedding_index")
+            row = await cur.fetchone()
+        return (row[0], row[1]) if row else None
+
+    async def use_embedding_model(self, model: str, dimensions: int) -> bool:
+        """Record the model; if it differs from the one in use, clear all vectors (to be re-embedded).
+
+        Returns True when the vectors were cleared.
+        """
+        if await self.embedding_model() == (model, dimensions):
+            return False
+        async with self.db.connection() as conn, conn.transaction():
+            await conn.execute(sql.SQL("DROP INDEX IF EXISTS {}").format(sql.Identifier(_HNSW_INDEX)))
+            await conn.execute("UPDATE chunks SET embedding = NULL")
+            await conn.execute(
+                sql.SQL("ALTER TABLE chunks ALTER COLUMN embedding TYPE vector({})").format(sql.Literal(dimensions))
+            )
+            await conn.execute(
+                "INSERT INTO embedding_index (model, dimensions) VALUES (%s, %s)"
+                " ON CONFLICT (singleton) DO UPDATE SET model = EXCLUDED.model,"
+                " dimensions = EXCLUDED.dimensions, updated_at = now()",
+                (model, dimensions),
+            )
+            await conn.execute(
+                sql.SQL("CREATE INDEX {} ON chunks USING hnsw (embedding vector_cosine_ops)").format(
+                    sql.Identifier(_HNSW_INDEX)
+                )
+            )
+        return True
+
+    async def check_embedding_model(self, model: str) -> None:
+        current = await self.embedding_model()
+        if current is not None and current[0] != model:
+            raise EmbeddingModelMismatch(
+                f"the wiki index was embedded with {current[0]!r}, but {model!r} is configured; "
+                "run `wikibot ingest` to re-embed it, or configure the old model again"
+            )
+
+    # --- pages and chunks ---------------------------------------------------------------------
+    async def page_hashes(self, space: str, source_root: str) -> dict[str, str]:
+        async with self.db.connection() as conn:
+            cur = await conn.execute(
+                "SELECT page_key, content_hash FROM pages WHERE space = %s AND source_root = %s",
+                (space, source_root),
+            )
+            return dict(await cur.fetchall())
+
+    async def known_embeddings(self, hashes: Sequence[str]) -> dict[str, np.ndarray]:
+        """Vectors already computed for these chunk texts: unchanged sections are not embedded again."""
+        if not hashes:
+            return {}
+        async with self.db.connection() as conn:
+            cur = await conn.execute(
+                "SELECT DISTINCT ON (content_hash) content_hash, embedding FROM chunks"
+                " WHERE content_hash = ANY(%s) AND embedding IS NOT NULL",
+                (list(hashes),),
+            )
+            return dict(await cur.fetchall())
+
+    async def replace_page(
+        self, space: str, source_root: str, page: SourcePage, chunks: Sequence[Chunk], vectors: Sequence
+    ) -> None:
+        """Insert or update a page and swap its chunks, in one transaction."""
+        async with self.db.connection() as conn, conn.transaction():
+            cur = await conn.execute(
+                "INSERT INTO pages (space, page_key, source_root, title, url, content_hash)"
+                " VALUES (%s, %s, %s, %s, %s, %s)"
+                " ON CONFLICT (space, page_key) DO UPDATE SET source_root = EXCLUDED.source_root,"
+                " title = EXCLUDED.title, url = EXCLUDED.url, content_hash = EXCLUDED.content_hash,"
+                " updated_at = now()"
+                " RETURNING id",
+                (space, page.page_key, source_root, page.title, page.url, page.content_hash),
+            )
+            (page_id,) = await cur.fetchone()  # type: ignore[misc]
+            await conn.execute("DELETE FROM chunks WHERE page_id = %s", (page_id,))
+            async with conn.cursor() as cur:
+                await cur.executemany(
+                    "INSERT INTO chunks (page_id, space, position, title, section, url, text, content_hash, embedding)"
+                    " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
+                    [
+                        (page_id, space, c.position, c.title, c.section, c.url, c.text, c.content_hash, v)
+                        for c, v in zip(chunks, vectors, strict=True)
+                    ],
+                )
+
+    async def delete_pages(self, space: str, page_keys: Sequence[str]) -> int:
+        if not page_keys:
+            return 0
+        async with self.db.connection() as conn:
+            cur = await conn.execute(
+                "DELETE FROM pages WHERE space = %s AND page_key = ANY(%s)", (space, list(page_keys))
+            )
+            return cur.rowcount
+
+    async def chunks_without_embedding(self, limit: int) -> list[tuple[int, str]]:
+        """(chunk id, text to embed) of chunks whose vectors were cleared by a model change."""
+        async with self.db.connection() as conn:
+            cur = await conn.execute(
+                "SELECT id, title, section, text FROM chunks WHERE embedding IS NULL ORDER BY id LIMIT %s", (limit,)
+            )
+            return [(row[0], embedding_input(row[1], row[2], row[3])) for row in await cur.fetchall()]
+
+    async def set_embeddings(self, rows: Sequence[tuple[int, Sequence[float]]]) -> None:
+        async with self.db.connection() as conn, conn.cursor() as cur:
+            await cur.executemany(
+                "UPDATE chunks SET embedding = %s WHERE id = %s", [(np.asarray(v), i) for i, v in rows]
+            )
+
+    async def counts(self) -> dict[str, int]:
+        async with self.db.connection() as conn:
+            cur = await conn.execute(
+                "SELECT (SELECT count(*) FROM pages), (SELECT count(*) FROM chunks),"
+                " (SELECT count(*) FROM chunks WHERE embedding IS NULL)"
+            )
+            pages, chunks, unembedded = await cur.fetchone()  # type: ignore[misc]
+        return {"pages": pages, "chunks": chunks, "unembedded": unembedded}
+
+    # --- search -------------------------------------------------------------------------------
+    async def vector_ranking(
+        self, conn: AsyncConnection, vector: Sequence[float], limit: int, spaces: Sequence[str] | None
+    ) -> list[tuple[int, float]]:
+        """(chunk id, cosine similarity), nearest first, through the HNSW index."""
+        where, params = _space_filter(spaces)
+        cur = await conn.execute(
+            "SELECT id, 1 - (embedding <=> %(v)s) FROM chunks"
+            f" WHERE embedding IS NOT NULL {where} ORDER BY embedding <=> %(v)s LIMIT %(n)s",
+            {"v": np.asarray(vector, dtype=np.float32), "n": limit, **params},
+        )
+        return [(row[0], float(row[1])) for row in await cur.fetchall()]
+
+    async def text_ranking(
+        self, conn: AsyncConnection, query: str, limit: int, spaces: Sequence[str] | None
+    ) -> list[tuple[int, float]]:
+        """(chunk id, ts_rank_cd) for chunks sharing words with the query, best first."""
+        where, params = _space_filter(spaces)
+        cur = await conn.execute(
+            f"WITH query AS ({_ANY_WORD_QUERY}) SELECT id, ts_rank_cd(tsv, q) AS r FROM chunks, query"
+            f" WHERE tsv @@ q {where} ORDER BY r DESC, id LIMIT %(n)s",
+            {"q": query, "n": limit, **params},
+        )
+        return [(row[0], float(row[1])) for row in await cur.fetchall()]
+
+    async def hybrid_search(
+        self,
+        query: str,
+        vector: Sequence[float],
+        *,
+        k: int,
+        candidates: int,
+        rrf_k: int,
+        spaces: Sequence[str] | None = None,
+        mode: str = "hybrid",
+    ) -> list[SearchHit]:
+        """Vector and full-text candidates fused by reciprocal rank; `mode` may pick one of them alone."""
+        rankings: dict[str, list[int]] = {}
+        async with self.db.connection() as conn:
+            if mode in ("hybrid", "vector"):
+                rankings["vector"] = [i for i, _ in await self.vector_ranking(conn, vector, candidates, spaces)]
+            if mode in ("hybrid", "text"):
+                rankings["text"] = [i for i, _ in await self.text_ranking(conn, query, candidates, spaces)]
+            fused = reciprocal_rank_fusion(rankings, k=rrf_k)[:k]
+            cur = conn.cursor(row_factory=dict_row)
+            await cur.execute(f"SELECT {_HIT_COLUMNS} FROM chunks c WHERE c.id = ANY(%s)", ([i for i, _, _ in fused],))
+            rows = {row["chunk_id"]: row for row in await cur.fetchall()}
+        return [SearchHit(**rows[i], score=score, ranks=ranks) for i, score, ranks in fused if i in rows]
+
+
+def _space_filter(spaces: Sequence[str] | None) -> tuple[str, dict[str, list[str]]]:
+    if spaces is None:
+        return "", {}
+    return "AND space = ANY(%(spaces)s)", {"spaces": list(spaces)}

