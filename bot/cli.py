@@ -10,6 +10,8 @@ import warnings
 
 from pydantic import ValidationError
 
+from bot import commands as bot_commands
+from bot.app import SlackNotConfigured
 from retrieval import cli as retrieval_cli
 from retrieval.config import Settings, settings_reference
 from retrieval.db import DatabaseError
@@ -17,13 +19,14 @@ from retrieval.ingest.sources import SourceError
 from retrieval.store import EmbeddingModelMismatch
 
 # errors that are the user's to fix: printed as one line, exit status 2
-USER_ERRORS = (SourceError, DatabaseError, EmbeddingModelMismatch, ValueError)
+USER_ERRORS = (SourceError, DatabaseError, EmbeddingModelMismatch, SlackNotConfigured, ValueError)
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="wikibot", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     retrieval_cli.register(sub)
+    bot_commands.register(sub)
     sub.add_parser("config", help="print every setting, its default and what it does").set_defaults(
         handler=config_command
     )

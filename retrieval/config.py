@@ -49,6 +49,55 @@ class Settings(BaseSettings):
     rrf_k: int = Field(default=60, ge=1, description="Reciprocal rank fusion constant.")
     hnsw_ef_search: int = Field(default=100, ge=1, description="pgvector hnsw.ef_search (recall/speed trade-off).")
 
+    min_similarity: float = Field(
+        default=0.2,
+        description="A chunk that no full-text search matched must have at least this cosine similarity to count "
+        "as found; below it the bot says the wiki has nothing on the question.",
+    )
+
+    # --- language model (vLLM, OpenAI-compatible) --------------------------------------------------
+    llm_base_url: str | None = Field(
+        default=None, description="OpenAI-compatible base URL of the vLLM server(s) that answer, e.g. http://vllm:8000/v1."
+    )
+    llm_model: str = Field(default="wikibot-base", description="Served name of the base model in vLLM.")
+    llm_api_key: str = Field(default="EMPTY", description="API key sent to the LLM server (vLLM --api-key).")
+    llm_timeout: float = Field(default=60.0, gt=0, description="Seconds an answer may take before the bot gives up on the LLM.")
+    llm_max_tokens: int = Field(default=512, ge=1, description="Longest answer, in tokens.")
+    llm_temperature: float = Field(default=0.1, ge=0, description="Sampling temperature of answers.")
+    vllm_urls: list[str] = Field(
+        default_factory=list,
+        description="Every vLLM server (base URLs ending in /v1) that must load each new adapter; "
+        "empty: just LLM_BASE_URL.",
+    )
+    prompt_max_chars: int = Field(default=6000, ge=500, description="Most characters of wiki sources put in a prompt.")
+    history_turns: int = Field(default=3, ge=0, description="Earlier question/answer turns of a thread put in the prompt.")
+
+    # --- Slack ---------------------------------------------------------------------------------------
+    slack_bot_token: str | None = Field(default=None, description="Bot token (xoxb-...).")
+    slack_signing_secret: str | None = Field(default=None, description="Signing secret (HTTP mode).")
+    slack_app_token: str | None = Field(default=None, description="App-level token (xapp-...): set it for Socket Mode.")
+    slack_api_url: str = Field(
+        default="https://slack.com/api/", description="Slack Web API base URL (a local double, or an Enterprise endpoint)."
+    )
+    port: int = Field(default=3000, ge=1, le=65535, description="HTTP port of the bot (Events API, /healthz, /metrics).")
+    allowed_channels: list[str] = Field(
+        default_factory=list, description="Channel ids the bot answers in; empty: every channel it is invited to."
+    )
+    allow_dms: bool = Field(default=True, description="Answer direct messages.")
+    channel_spaces: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description='Wiki spaces each channel may see, e.g. {"C0123": ["hr"], "*": ["hr", "it"]}; "*" is the default '
+        "for other channels and DMs; no entry: every space.",
+    )
+    followup_rule: str = Field(
+        default="question_mark",
+        pattern="^(question_mark|mention)$",
+        description="In a thread the bot answered, which replies are new questions: `mention` (only replies that "
+        "@mention the bot) or `question_mark` (those too, and replies ending in '?'). Other replies are feedback.",
+    )
+    stream_answers: bool = Field(default=True, description="Stream answers as they are generated (chat.startStream).")
+    company_name: str = Field(default="the company", description="Name used in the bot's instructions.")
+
     @field_validator("data_dir")
     @classmethod
     def _expand(cls, value: Path) -> Path:

@@ -68,6 +68,7 @@ class SearchHit:
     text: str
     score: float
     ranks: dict[str, int] = field(default_factory=dict)
+    similarity: float | None = None  # cosine similarity to the question, when vector search found it
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -80,4 +81,5 @@ class SearchHit:
             "text": self.text,
             "score": self.score,
             "ranks": self.ranks,
+            "similarity": self.similarity,
         }

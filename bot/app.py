@@ -1,0 +1,42 @@
+"""The Bolt app: one factory that builds it from the settings and registers every listener."""
+
+from __future__ import annotations
+
+from slack_bolt.async_app import AsyncApp
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.listeners import questions
+from bot.services import BotServices
+from retrieval.config import Settings
+
+
+class SlackNotConfigured(ValueError):
+    pass
+
+
+def slack_client(settings: Settings) -> AsyncWebClient:
+    return AsyncWebClient(token=settings.slack_bot_token, base_url=settings.slack_api_url)
+
+
+def build_app(services: BotServices, client: AsyncWebClient | None = None) -> AsyncApp:
+    settings = services.settings
+    missing = [
+        name
+        for name, value in (
+            ("WIKIBOT_SLACK_BOT_TOKEN", settings.slack_bot_token),
+            ("WIKIBOT_SLACK_SIGNING_SECRET or WIKIBOT_SLACK_APP_TOKEN",
+             settings.slack_signing_secret or settings.slack_app_token),
+        )
+        if not value
+    ]
+    if missing:
+        raise SlackNotConfigured(
+            f"Slack is not configured: set {' and '.join(missing)} (see deploy/slack/README.md for how to get them)"
+        )
+    app = AsyncApp(
+        client=client or slack_client(settings),
+        signing_secret=settings.slack_signing_secret or "",  # Socket Mode requests are not signed
+        process_before_response=False,  # ack at once; answers are worked out after the ack
+    )
+    questions.register(app, services)
+    return app

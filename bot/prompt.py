@@ -1,0 +1,105 @@
+"""Pure prompt building and citation parsing. The prompt is logged verbatim; training rebuilds it from the log."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from retrieval.models import SearchHit
+
+SYSTEM_PROMPT = (
+    "You are wikibot, the assistant that answers questions about {company}'s internal wiki. "
+    "Answer only from the numbered sources in the user's message. Several sources may look alike: use the one "
+    "that is about exactly what was asked. Cite the source of every statement with its number in square "
+    "brackets, like [2]. If the sources do not answer the question, say that the wiki does not cover it. "
+    "Be brief: a few sentences or a short list."
+)
+NO_SOURCES_ANSWER = (
+    "I couldn't find anything about that in the wiki, so I won't guess. "
+    "Try rephrasing the question, or ask the team that owns the topic."
+)
+_CITATION = re.compile(r"\[(\d{1,3}(?:\s*,\s*\d{1,3})*)\]")
+
+
+@dataclass(frozen=True)
+class Source:
+    """A retrieved chunk as numbered in the prompt (n counts from 1); logged exactly like this."""
+
+    n: int
+    chunk_id: int
+    page_id: int
+    space: str
+    title: str
+    section: str
+    url: str
+    text: str
+    score: float
+
+    @classmethod
+    def from_hit(cls, n: int, hit: SearchHit) -> Source:
+        return cls(n, hit.chunk_id, hit.page_id, hit.space, hit.title, hit.section, hit.url, hit.text, hit.score)
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+    @property
+    def label(self) -> str:
+        return f"{self.title} › {self.section}" if self.section else self.title
+
+
+@dataclass(frozen=True)
+class Turn:
+    question: str
+    answer: str
+
+
+def number_sources(hits: Sequence[SearchHit], max_chars: int) -> list[Source]:
+    """Number the hits in rank order, keeping as many as fit in `max_chars` of text (at least one)."""
+    sources: list[Source] = []
+    used = 0
+    for hit in hits:
+        if sources and used + len(hit.text) > max_chars:
+            break
+        used += len(hit.text)
+        sources.append(Source.from_hit(len(sources) + 1, hit))
+    return sources
+
+
+def format_sources(sources: Sequence[Source]) -> str:
+    return "\n\n".join(f"[{s.n}] {s.label}\nURL: {s.url}\n{s.text}" for s in sources)
+
+
+def build_messages(
+    question: str, sources: Sequence[Source], history: Sequence[Turn] = (), company: str = "the company"
+) -> list[dict[str, str]]:
+    """OpenAI-style chat messages: instructions, earlier turns of the thread, then sources and question."""
+    messages = [{"role": "system", "content": SYSTEM_PROMPT.format(company=company)}]
+    for turn in history:
+        messages += [{"role": "user", "content": turn.question}, {"role": "assistant", "content": turn.answer}]
+    messages.append({"role": "user", "content": f"Sources:\n\n{format_sources(sources)}\n\nQuestion: {question}"})
+    return messages
+
+
+def cited_numbers(text: str) -> list[int]:
+    """Source numbers cited as [n] or [n, m], in order of first citation."""
+    seen: list[int] = []
+    for match in _CITATION.finditer(text):
+        for number in match.group(1).split(","):
+            n = int(number)
+            if n not in seen:
+                seen.append(n)
+    return seen
+
+
+def clean_citations(text: str, n_sources: int) -> tuple[str, list[int]]:
+    """Drop citations of sources that do not exist; return the text and the valid numbers cited."""
+
+    def keep(match: re.Match[str]) -> str:
+        valid = [n.strip() for n in match.group(1).split(",") if 1 <= int(n) <= n_sources]
+        return f"[{', '.join(valid)}]" if valid else ""
+
+    cleaned = _CITATION.sub(keep, text)
+    cleaned = re.sub(r"[ \t]+([.,;:!?])", r"\1", cleaned)  # "foo [9]." -> "foo ." -> "foo."
+    return cleaned.strip(), cited_numbers(cleaned)

@@ -1,0 +1,135 @@
+"""Pure Block Kit / mrkdwn building for answers, within Slack's limits."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from typing import Any
+
+from bot.prompt import Source
+
+SECTION_LIMIT = 3000  # characters in a section block's text
+MESSAGE_BLOCK_LIMIT = 50
+FALLBACK_TEXT_LIMIT = 3900  # the notification/accessibility `text`
+FEEDBACK_ACTION = "answer_feedback"
+CORRECTION_ACTION = "suggest_correction"
+FEEDBACK_INVITE = (
+    "Was this right? React with :+1: or :-1:, or reply in this thread with a correction "
+    "— corrections teach the bot in its next training run."
+)
+
+_LINK = re.compile(r"\[([^\]]+)\]\((https?://[^)\s]+)\)")
+_BOLD = re.compile(r"\*\*(.+?)\*\*|__(.+?)__")
+_ITALIC = re.compile(r"(?<![*\w])\*(?!\s)(.+?)(?<!\s)\*(?![*\w])")
+_HEADING = re.compile(r"^#{1,6}\s+(.+?)\s*#*$", re.MULTILINE)
+_BULLET = re.compile(r"^(\s*)[-*+]\s+", re.MULTILINE)
+_STRIKE = re.compile(r"~~(.+?)~~")
+_CITATION = re.compile(r"\[(\d{1,3}(?:, \d{1,3})*)\]")
+
+
+def escape(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def to_mrkdwn(markdown: str, sources: Sequence[Source] = ()) -> str:
+    """Markdown as Slack mrkdwn; citations [n] become links to the cited source."""
+    urls = {s.n: s.url for s in sources}
+    text = escape(markdown)
+    links: list[str] = []
+
+    def stash(link: str) -> str:  # keep finished links out of the later rewrites
+        links.append(link)
+        return f"\x00{len(links) - 1}\x00"
+
+    text = _LINK.sub(lambda m: stash(f"<{m.group(2)}|{m.group(1)}>"), text)
+    text = _CITATION.sub(
+        lambda m: ", ".join(
+            stash(f"<{urls[int(n)]}|[{n}]>") if int(n) in urls else f"[{n}]" for n in m.group(1).split(", ")
+        ),
+        text,
+    )
+    text = _BOLD.sub(lambda m: f"\x01{m.group(1) or m.group(2)}\x01", text)  # out of the italics' way
+    text = _ITALIC.sub(r"_\1_", text)
+    text = _HEADING.sub(lambda m: f"\x01{m.group(1)}\x01", text).replace("\x01", "*")
+    text = _BULLET.sub(r"\1• ", text)
+    text = _STRIKE.sub(r"~\1~", text)
+    return re.sub(r"\x00(\d+)\x00", lambda m: links[int(m.group(1))], text)
+
+
+def split_text(text: str, limit: int = SECTION_LIMIT) -> list[str]:
+    """Pieces of at most `limit` characters, cut at paragraph, then line, then word boundaries."""
+    pieces: list[str] = []
+    while len(text) > limit:
+        cut = max(text.rfind("\n\n", 0, limit), text.rfind("\n", 0, limit), text.rfind(" ", 0, limit))
+        cut = cut if cut > limit // 2 else limit
+        pieces.append(text[:cut].rstrip())
+        text = text[cut:].lstrip()
+    return pieces + ([text] if text else [])
+
+
+def sources_block(sources: Sequence[Source]) -> dict[str, Any]:
+    lines = [f"[{s.n}] <{s.url}|{escape(s.label)}>" for s in sources]
+    return {"type": "context", "elements": [{"type": "mrkdwn", "text": "*Sources*\n" + "\n".join(lines)}]}
+
+
+def feedback_blocks(interaction_id: int) -> list[dict[str, Any]]:
+    value = str(interaction_id)
+    return [
+        {
+            "type": "context_actions",
+            "elements": [
+                {
+                    "type": "feedback_buttons",
+                    "action_id": FEEDBACK_ACTION,
+                    "positive_button": {
+                        "text": {"type": "plain_text", "text": "Helpful"},
+                        "value": f"good:{value}",
+                        "accessibility_label": "Mark this answer as helpful",
+                    },
+                    "negative_button": {
+                        "text": {"type": "plain_text", "text": "Not helpful"},
+                        "value": f"bad:{value}",
+                        "accessibility_label": "Mark this answer as not helpful",
+                    },
+                }
+            ],
+        },
+        {
+            "type": "actions",
+            "elements": [
+                {
+                    "type": "button",
+                    "action_id": CORRECTION_ACTION,
+                    "text": {"type": "plain_text", "text": "Suggest a correction"},
+                    "value": value,
+                }
+            ],
+        },
+        {"type": "context", "elements": [{"type": "mrkdwn", "text": FEEDBACK_INVITE}]},
+    ]
+
+
+def answer_blocks(
+    answer: str, cited: Sequence[Source], interaction_id: int | None, note: str | None = None
+) -> list[dict[str, Any]]:
+    """The answer, an optional note, the cited sources, and the feedback controls."""
+    tail: list[dict[str, Any]] = []
+    if note:
+        tail.append({"type": "context", "elements": [{"type": "mrkdwn", "text": f":warning: {escape(note)}"}]})
+    if cited:
+        tail.append(sources_block(cited))
+    if interaction_id is not None:
+        tail += feedback_blocks(interaction_id)
+    room = MESSAGE_BLOCK_LIMIT - len(tail)
+    sections = [
+        {"type": "section", "text": {"type": "mrkdwn", "text": piece}} for piece in split_text(to_mrkdwn(answer, cited))
+    ]
+    if len(sections) > room:
+        sections = sections[: room - 1] + [
+            {"type": "context", "elements": [{"type": "mrkdwn", "text": "_(answer shortened to fit Slack)_"}]}
+        ]
+    return sections + tail
+
+
+def fallback_text(answer: str) -> str:
+    return answer if len(answer) <= FALLBACK_TEXT_LIMIT else answer[: FALLBACK_TEXT_LIMIT - 1] + "…"

@@ -1,0 +1,49 @@
+"""Running the bot: HTTP mode (Events API on /slack/events) or Socket Mode, with /healthz beside it."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from aiohttp import web
+from slack_bolt.adapter.socket_mode.aiohttp import AsyncSocketModeHandler
+from slack_bolt.async_app import AsyncApp
+
+from bot.services import BotServices
+
+log = logging.getLogger(__name__)
+EVENTS_PATH = "/slack/events"
+
+
+def web_app(app: AsyncApp, services: BotServices, *, with_events: bool = True) -> web.Application:
+    """Bolt's aiohttp app (Events API, interactivity) plus the health endpoint."""
+    web_application = app.web_app(path=EVENTS_PATH) if with_events else web.Application()
+
+    async def healthz(request: web.Request) -> web.Response:
+        try:
+            async with services.index.db.connection() as conn:
+                await conn.execute("SELECT 1")
+        except Exception as exc:  # any database failure makes the bot unhealthy
+            return web.json_response({"status": "unhealthy", "database": str(exc)}, status=503)
+        return web.json_response({"status": "ok"})
+
+    web_application.router.add_get("/healthz", healthz)
+    return web_application
+
+
+async def serve(app: AsyncApp, services: BotServices, port: int) -> None:
+    """Serve until cancelled. With an app token: Socket Mode (HTTP only for /healthz)."""
+    socket_mode = services.settings.slack_app_token is not None
+    runner = web.AppRunner(web_app(app, services, with_events=not socket_mode))
+    await runner.setup()
+    await web.TCPSite(runner, "0.0.0.0", port).start()
+    log.info("listening on :%d (%s)", port, "Socket Mode" if socket_mode else f"Events API at {EVENTS_PATH}")
+    handler = AsyncSocketModeHandler(app, services.settings.slack_app_token) if socket_mode else None
+    try:
+        if handler is not None:
+            await handler.connect_async()
+        await asyncio.Event().wait()
+    finally:
+        if handler is not None:
+            await handler.close_async()
+        await runner.cleanup()

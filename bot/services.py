@@ -1,0 +1,40 @@
+"""What the listeners need, built once per process from the settings."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+from bot.answer import Answerer
+from bot.llm import ChatLLM
+from bot.store import BotStore
+from retrieval.config import Settings
+from retrieval.db import Database
+from retrieval.embed import Embedder
+from retrieval.index import WikiIndex
+from training.vllm_adapters import VLLMAdapters
+
+
+@dataclass
+class BotServices:
+    settings: Settings
+    index: WikiIndex
+    store: BotStore
+    answerer: Answerer
+
+    @classmethod
+    @asynccontextmanager
+    async def open(
+        cls, settings: Settings, *, db: Database | None = None, embedder: Embedder | None = None
+    ) -> AsyncIterator[BotServices]:
+        async with WikiIndex.open(settings, db=db, embedder=embedder) as index:
+            store = BotStore(index.db)
+            adapters = vllm_adapters(settings)
+            answerer = Answerer(index, store, ChatLLM(settings), adapters)
+            yield cls(settings, index, store, answerer)
+
+
+def vllm_adapters(settings: Settings) -> VLLMAdapters | None:
+    urls = settings.vllm_urls or ([settings.llm_base_url] if settings.llm_base_url else [])
+    return VLLMAdapters(urls, settings.llm_api_key, settings.llm_timeout) if urls else None

@@ -1,0 +1,171 @@
+"""Questions through the real Bolt app over signed HTTP, answered by a real vLLM, logged in PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+
+from bot.answer import SOURCES_ONLY_LEAD
+from bot.prompt import NO_SOURCES_ANSWER
+from retrieval.config import Settings
+from retrieval.embed import Embedder
+from retrieval.index import WikiIndex
+from retrieval.sample import ingest_sample_wiki
+from tests.conftest import BASE_MODEL_NAME
+from tests.support import slack_events as ev
+from tests.support.bot_harness import RunningBot, running_bot, slack_settings
+from tests.support.slack_api import FakeSlackAPI
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+async def wiki(index: WikiIndex) -> WikiIndex:
+    await ingest_sample_wiki(index)
+    return index
+
+
+@pytest.fixture
+def slack() -> FakeSlackAPI:
+    with FakeSlackAPI() as api:
+        yield api
+
+
+@pytest.fixture
+async def bot(wiki: WikiIndex, settings: Settings, slack: FakeSlackAPI, embedder: Embedder,
+              vllm_url: str) -> AsyncIterator[RunningBot]:
+    configured = slack_settings(
+        settings, slack, llm_base_url=vllm_url, llm_max_tokens=24, llm_temperature=0.0,
+        allowed_channels=["C1", "C2", "CEMPTY"], channel_spaces={"CEMPTY": ["no-such-space"]},
+    )
+    async with running_bot(configured, slack, embedder) as running:
+        yield running
+
+
+async def test_mention_is_answered_in_its_thread_with_sources_and_feedback(bot: RunningBot):
+    mention = ev.app_mention("U1", "C1", "<@UBOT> how many days of bereavement leave for a grandparent?")
+    status, _, _ = await bot.post(mention)
+    assert status == 200
+    (row,) = await bot.wait_answered(1)
+
+    assert bot.slack.calls_to("reactions.add")[0].params["name"] == "eyes", "working signal on the question"
+    start = bot.slack.calls_to("chat.startStream")[0].params
+    assert start["channel"] == "C1" and start["thread_ts"] == mention["ts"]
+    assert start["recipient_user_id"] == "U1" and start["recipient_team_id"] == "T1"
+    final = bot.slack.calls_to("chat.update")[-1].params
+    assert final["ts"] == row["answer_ts"]
+    types = [b["type"] for b in final["blocks"]]
+    assert "context_actions" in types and types[-1] == "context"
+    assert "correction" in final["blocks"][-1]["elements"][0]["text"]
+
+    assert row["question"] == "how many days of bereavement leave for a grandparent?"
+    assert (row["channel_id"], row["user_id"], row["thread_ts"]) == ("C1", "U1", mention["ts"])
+    assert row["status"] == "answered" and row["model"] == BASE_MODEL_NAME
+    assert row["prompt_messages"][0]["role"] == "system"
+    assert "[1] Bereavement Leave" in row["prompt_messages"][-1]["content"]
+    assert row["sources"][0]["title"] == "Bereavement Leave" and row["sources"][0]["n"] == 1
+    assert row["sources"][0]["text"] and row["sources"][0]["url"].startswith("https://wiki.harborline.example/hr/")
+    assert row["retrieval_ms"] > 0 and row["generation_ms"] > 0 and row["total_ms"] >= row["retrieval_ms"]
+    assert row["answer"] == row["raw_answer"].strip() or row["cited"] is not None
+
+
+async def test_retries_and_duplicate_deliveries_get_one_answer(bot: RunningBot):
+    mention = ev.app_mention("U1", "C1", "<@UBOT> who handles auto glass claims?")
+    body = ev.event_callback(mention)
+    same_message = ev.event_callback(ev.channel_message("U1", "C1", mention["text"], ts=mention["ts"]))
+    results = await asyncio.gather(
+        bot.post_body(body),
+        bot.post_body(body, retry_num=1, retry_reason="http_timeout"),
+        bot.post_body(body, retry_num=2, retry_reason="http_timeout"),
+        bot.post_body(same_message),
+    )
+    assert [r[0] for r in results] == [200, 200, 200, 200]
+    await bot.wait_answered(1)
+    await asyncio.sleep(0.5)
+    assert len(await bot.interactions()) == 1
+    assert len(bot.slack.calls_to("chat.startStream")) == 1
+
+
+async def test_direct_message_is_answered_with_assistant_status(bot: RunningBot):
+    await bot.post(ev.message_im("U2", "how do I reset my password?", channel="D7"))
+    (row,) = await bot.wait_answered(1)
+    assert row["channel_id"] == "D7" and row["status"] == "answered"
+    assert bot.slack.calls_to("assistant.threads.setStatus")[0].params["channel_id"] == "D7"
+
+
+async def test_thread_followup_carries_the_earlier_turn(bot: RunningBot):
+    first = ev.app_mention("U1", "C1", "<@UBOT> what is the water damage limit on HomeShield Plus?")
+    await bot.post(first)
+    (answered,) = await bot.wait_answered(1)
+    followup = ev.channel_message("U1", "C1", "and on HomeShield Premier?", thread_ts=first["ts"])
+    await bot.post(followup)
+    rows = await bot.wait_answered(2)
+    second = rows[1]
+    assert second["thread_ts"] == first["ts"] and second["question"] == "and on HomeShield Premier?"
+    roles = [m["role"] for m in second["prompt_messages"]]
+    assert roles == ["system", "user", "assistant", "user"]
+    assert second["prompt_messages"][1]["content"] == answered["question"]
+    assert second["prompt_messages"][2]["content"] == answered["answer"]
+
+
+async def test_not_answered_feedback_replies_bots_edits_and_other_channels(bot: RunningBot):
+    first = ev.app_mention("U1", "C1", "<@UBOT> who approves laptop requests?")
+    await bot.post(first)
+    await bot.wait_answered(1)
+    for event in (
+        ev.channel_message("U3", "C1", "That is wrong, IT approves them now.", thread_ts=first["ts"]),
+        ev.channel_message("U3", "C1", "just chatting, no thread"),
+        ev.bot_message("B9", "C1", "<@UBOT> what is a deductible?"),
+        ev.message_changed("C1", first["ts"], "<@UBOT> edited question?", "U1"),
+        ev.app_mention("U1", "C999", "<@UBOT> not an allowed channel?"),
+    ):
+        assert (await bot.post(event))[0] == 200
+    await asyncio.sleep(1.0)
+    assert len(await bot.interactions()) == 1
+    assert len(bot.slack.calls_to("chat.startStream")) == 1
+    assert all(c.params["channel"] != "C999" for c in bot.slack.calls if "channel" in c.params)
+
+
+async def test_channel_without_matching_pages_says_so(bot: RunningBot):
+    await bot.post(ev.app_mention("U1", "CEMPTY", "<@UBOT> what is the sick leave policy?"))
+    (row,) = await bot.wait_answered(1)
+    assert row["status"] == "no_sources" and row["model"] is None and row["sources"] == []
+    posted = bot.slack.calls_to("chat.postMessage")[-1].params
+    assert posted["text"] == NO_SOURCES_ANSWER and posted["thread_ts"]
+
+
+async def test_unsigned_or_stale_requests_are_rejected(bot: RunningBot):
+    body = ev.event_callback(ev.app_mention("U1", "C1", "<@UBOT> hi?"))
+    assert (await bot.post_body(body, bad_signature=True))[0] == 401
+    assert (await bot.post_body(body, timestamp=1_000_000_000))[0] == 401
+    await asyncio.sleep(0.3)
+    assert await bot.interactions() == []
+
+
+async def test_unknown_adapter_falls_back_to_the_base_model(bot: RunningBot):
+    async with bot.services.index.db.connection() as conn:
+        await conn.execute(
+            "INSERT INTO adapters (version, name, path, status) VALUES (99, 'wiki-v99', '/nonexistent', 'active')"
+        )
+    try:
+        await bot.post(ev.app_mention("U1", "C1", "<@UBOT> how do I report a security incident?"))
+        (row,) = await bot.wait_answered(1)
+        assert row["status"] == "answered" and row["model"] == BASE_MODEL_NAME and row["adapter_id"] is None
+    finally:
+        async with bot.services.index.db.connection() as conn:
+            await conn.execute("DELETE FROM adapters WHERE version = 99")
+
+
+async def test_llm_down_answers_with_sources_and_a_note(wiki: WikiIndex, settings: Settings, slack: FakeSlackAPI,
+                                                         embedder: Embedder):
+    dead = slack_settings(settings, slack, llm_base_url="http://127.0.0.1:9/v1", llm_timeout=5)
+    async with running_bot(dead, slack, embedder) as bot:
+        await bot.post(ev.app_mention("U1", "C1", "<@UBOT> what is the vacation carryover rule?"))
+        (row,) = await bot.wait_answered(1)
+    assert row["status"] == "llm_error" and row["error"].startswith("unreachable")
+    posted = slack.calls_to("chat.postMessage")[-1].params
+    assert posted["text"] == SOURCES_ONLY_LEAD
+    texts = " ".join(str(b) for b in posted["blocks"])
+    assert "cannot reach the LLM" in texts and "Sources" in texts and "wiki.harborline.example" in texts

@@ -1,0 +1,77 @@
+"""The only module that talks to vLLM's runtime LoRA endpoints (load, unload, list) on every server."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+
+import httpx
+
+log = logging.getLogger(__name__)
+
+
+class AdapterLoadError(RuntimeError):
+    pass
+
+
+@dataclass(frozen=True)
+class VLLMServer:
+    base_url: str  # ends in /v1
+
+    def url(self, path: str) -> str:
+        return f"{self.base_url.rstrip('/')}/{path}"
+
+
+class VLLMAdapters:
+    def __init__(self, base_urls: list[str], api_key: str = "EMPTY", timeout: float = 60.0) -> None:
+        self.servers = [VLLMServer(u) for u in base_urls]
+        self._headers = {"Authorization": f"Bearer {api_key}"}
+        self._timeout = timeout
+
+    async def _post(self, server: VLLMServer, path: str, payload: dict) -> httpx.Response:
+        async with httpx.AsyncClient(timeout=self._timeout, headers=self._headers) as client:
+            return await client.post(server.url(path), json=payload)
+
+    async def served_models(self, server: VLLMServer) -> set[str]:
+        async with httpx.AsyncClient(timeout=self._timeout, headers=self._headers) as client:
+            response = await client.get(server.url("models"))
+        response.raise_for_status()
+        return {m["id"] for m in response.json()["data"]}
+
+    async def load(self, server: VLLMServer, name: str, path: str) -> None:
+        try:
+            response = await self._post(server, "load_lora_adapter", {"lora_name": name, "lora_path": path})
+        except httpx.HTTPError as exc:
+            raise AdapterLoadError(f"{server.base_url}: cannot load {name}: {exc}") from exc
+        if response.status_code != 200 and "already been loaded" not in response.text:
+            raise AdapterLoadError(f"{server.base_url}: cannot load {name}: {response.status_code} {response.text}")
+
+    async def unload(self, server: VLLMServer, name: str) -> None:
+        response = await self._post(server, "unload_lora_adapter", {"lora_name": name})
+        if response.status_code not in (200, 404) and "not found" not in response.text.lower():
+            log.warning("%s: unloading %s failed: %s %s", server.base_url, name, response.status_code, response.text)
+
+    async def load_everywhere(self, name: str, path: str) -> None:
+        """Load on every server; if any fails, unload it from the others and raise."""
+        results = await asyncio.gather(*(self.load(s, name, path) for s in self.servers), return_exceptions=True)
+        errors = [r for r in results if isinstance(r, BaseException)]
+        if errors:
+            await self.unload_everywhere(name)
+            raise AdapterLoadError("; ".join(str(e) for e in errors))
+
+    async def unload_everywhere(self, name: str) -> None:
+        await asyncio.gather(*(self.unload(s, name) for s in self.servers), return_exceptions=True)
+
+    async def ensure_loaded(self, name: str, path: str) -> list[str]:
+        """Reconcile after restarts: load `name` on each server that lacks it; return the servers reloaded."""
+        reloaded = []
+        for server in self.servers:
+            try:
+                if name in await self.served_models(server):
+                    continue
+                await self.load(server, name, path)
+                reloaded.append(server.base_url)
+            except (httpx.HTTPError, AdapterLoadError) as exc:
+                log.warning("could not reload adapter %s on %s: %s", name, server.base_url, exc)
+        return reloaded
