@@ -37,7 +37,7 @@ def slack() -> FakeSlackAPI:
 async def bot(wiki: WikiIndex, settings: Settings, slack: FakeSlackAPI, embedder: Embedder,
               vllm_url: str) -> AsyncIterator[RunningBot]:
     configured = slack_settings(
-        settings, slack, llm_base_url=vllm_url, llm_max_tokens=24, llm_temperature=0.0,
+        settings, slack, llm_base_url=vllm_url, llm_max_tokens=24, llm_temperature=0.0, prompt_max_chars=1500,
         allowed_channels=["C1", "C2", "CEMPTY"], channel_spaces={"CEMPTY": ["no-such-space"]},
     )
     async with running_bot(configured, slack, embedder) as running:
