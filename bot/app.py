@@ -5,7 +5,7 @@ from __future__ import annotations
 from slack_bolt.async_app import AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.listeners import questions
+from bot.listeners import feedback, messages, questions
 from bot.services import BotServices
 from retrieval.config import Settings
 
@@ -38,5 +38,7 @@ def build_app(services: BotServices, client: AsyncWebClient | None = None) -> As
         signing_secret=settings.slack_signing_secret or "",  # Socket Mode requests are not signed
         process_before_response=False,  # ack at once; answers are worked out after the ack
     )
+    feedback.register(app, services)  # subtype listeners first: Bolt runs the first match
     questions.register(app, services)
+    messages.register(app, services)
     return app

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
+from typing import Any
 
 from bot.answer import AskContext
 from bot.app import build_app
+from bot.feedback_store import FeedbackStore
 from bot.server import serve
 from bot.services import BotServices
 from retrieval.config import Settings
+from retrieval.db import Database
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -22,6 +26,19 @@ def register(sub: argparse._SubParsersAction) -> None:
     ask.add_argument("--space", action="append", help="only this wiki space (repeatable)")
     ask.add_argument("--json", action="store_true", help="print answer, citations and interaction_id as JSON")
     ask.set_defaults(handler=ask_command)
+
+    feedback = sub.add_parser("feedback", help="feedback people gave on answers")
+    feedback_sub = feedback.add_subparsers(dest="feedback_command", required=True)
+    listing = feedback_sub.add_parser("list", help="newest feedback first")
+    listing.add_argument("--limit", type=int, default=50)
+    listing.add_argument("--json", action="store_true")
+    listing.set_defaults(handler=feedback_list)
+    export = feedback_sub.add_parser("export", help="all feedback as JSON lines, with its question and answer")
+    export.add_argument("file", type=Path)
+    export.set_defaults(handler=feedback_export)
+    purge = feedback_sub.add_parser("purge", help="delete a person's questions and feedback (on request)")
+    purge.add_argument("--user", required=True, help="Slack user id, e.g. U0123ABCD")
+    purge.set_defaults(handler=feedback_purge)
 
 
 async def serve_command(args: argparse.Namespace, settings: Settings) -> int:
@@ -52,4 +69,41 @@ async def ask_command(args: argparse.Namespace, settings: Settings) -> int:
         print("\nSources:")
         for c in citations:
             print(f"  [{c['n']}] {c['title']}{' › ' + c['section'] if c['section'] else ''} — {c['url']}")
+    return 0
+
+
+def _row(row: dict[str, Any]) -> dict[str, Any]:
+    return {k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in row.items()}
+
+
+async def feedback_list(args: argparse.Namespace, settings: Settings) -> int:
+    async with Database.open(settings) as db:
+        rows = [_row(r) for r in await FeedbackStore(db).list(limit=args.limit)]
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    for r in rows:
+        what = {1: "+1", -1: "-1"}.get(r["value"], "") if r["kind"] == "rating" else repr(r["text"])
+        gone = " (retracted)" if r["retracted_at"] else ""
+        print(f"#{r['id']} {r['created_at'][:19]} {r['user_id']} {r['kind']} {what}{gone} on answer "
+              f"#{r['interaction_id']}: {r['question'][:60]!r}")
+    if not rows:
+        print("no feedback yet")
+    return 0
+
+
+async def feedback_export(args: argparse.Namespace, settings: Settings) -> int:
+    async with Database.open(settings) as db:
+        rows = await FeedbackStore(db).list()
+    with args.file.open("w", encoding="utf-8") as out:
+        for row in reversed(rows):
+            out.write(json.dumps(_row(row)) + "\n")
+    print(f"wrote {len(rows)} feedback rows to {args.file}")
+    return 0
+
+
+async def feedback_purge(args: argparse.Namespace, settings: Settings) -> int:
+    async with Database.open(settings) as db:
+        counts = await FeedbackStore(db).purge_user(args.user)
+    print(f"deleted {counts['questions']} questions and {counts['feedback']} feedback rows of {args.user}")
     return 0

@@ -7,6 +7,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 from bot.answer import Answerer
+from bot.feedback_store import FeedbackStore
 from bot.llm import ChatLLM
 from bot.store import BotStore
 from retrieval.config import Settings
@@ -22,6 +23,7 @@ class BotServices:
     index: WikiIndex
     store: BotStore
     answerer: Answerer
+    feedback: FeedbackStore
 
     @classmethod
     @asynccontextmanager
@@ -32,7 +34,7 @@ class BotServices:
             store = BotStore(index.db)
             adapters = vllm_adapters(settings)
             answerer = Answerer(index, store, ChatLLM(settings), adapters)
-            yield cls(settings, index, store, answerer)
+            yield cls(settings, index, store, answerer, FeedbackStore(index.db))
 
 
 def vllm_adapters(settings: Settings) -> VLLMAdapters | None:

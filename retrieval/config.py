@@ -98,6 +98,54 @@ class Settings(BaseSettings):
     stream_answers: bool = Field(default=True, description="Stream answers as they are generated (chat.startStream).")
     company_name: str = Field(default="the company", description="Name used in the bot's instructions.")
 
+    # --- feedback ----------------------------------------------------------------------------------
+    positive_reactions: list[str] = Field(
+        default_factory=lambda: [
+            "+1", "thumbsup", "white_check_mark", "heavy_check_mark", "heart", "raised_hands", "tada", "100", "star",
+        ],
+        description="Emoji (names, without colons) that rate an answer as good.",
+    )
+    negative_reactions: list[str] = Field(
+        default_factory=lambda: ["-1", "thumbsdown", "x", "no_entry", "warning", "no_entry_sign", "disappointed"],
+        description="Emoji that rate an answer as bad.",
+    )
+    feedback_ack_reaction: str = Field(
+        default="memo", description="Emoji the bot adds to a correction or comment to show it was recorded."
+    )
+
+    # --- training -----------------------------------------------------------------------------------
+    base_model: str | None = Field(
+        default=None,
+        description="Hugging Face name or local path of the base model vLLM serves as LLM_MODEL; LoRA adapters "
+        "are trained on it. Unset: training is off.",
+    )
+    train_schedule: str = Field(default="0 3 * * *", description="Cron schedule of the training job (server time).")
+    train_min_new_pairs: int = Field(default=20, ge=1, description="Skip a scheduled run with fewer new preference pairs.")
+    train_heldout_fraction: float = Field(
+        default=0.2, gt=0, lt=1, description="Share of prompts kept out of training to gate new adapters."
+    )
+    train_beta: float = Field(default=0.1, gt=0, description="DPO beta.")
+    train_learning_rate: float = Field(default=5e-5, gt=0, description="Learning rate.")
+    train_epochs: float = Field(default=3.0, gt=0, description="Epochs over the training pairs.")
+    train_batch_size: int = Field(default=4, ge=1, description="Pairs per device batch.")
+    train_max_length: int = Field(default=2048, ge=64, description="Longest prompt+answer, in tokens.")
+    lora_rank: int = Field(default=16, ge=1, description="LoRA rank (keep <= vLLM --max-lora-rank).")
+    lora_alpha: int = Field(default=32, ge=1, description="LoRA alpha.")
+    lora_target_modules: list[str] = Field(
+        default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
+        description="Modules LoRA adapts (vLLM serves these; no lm_head/embeddings).",
+    )
+    vllm_max_lora_rank: int = Field(default=16, ge=1, description="The --max-lora-rank the vLLM servers run with.")
+    gate_min_accuracy_delta: float = Field(
+        default=0.0, description="Promote only if held-out preference accuracy >= the active adapter's + this."
+    )
+    gate_min_margin_delta: float = Field(
+        default=0.0, description="Promote only if the held-out mean reward margin >= the active adapter's + this."
+    )
+    adapter_unload_grace_seconds: float = Field(
+        default=300.0, ge=0, description="Seconds the previous adapter stays loaded after a swap (requests in flight)."
+    )
+
     @field_validator("data_dir")
     @classmethod
     def _expand(cls, value: Path) -> Path:
@@ -106,6 +154,14 @@ class Settings(BaseSettings):
     @property
     def pgdata_dir(self) -> Path:
         return self.data_dir / "pgdata"
+
+    @property
+    def adapters_dir(self) -> Path:
+        return self.data_dir / "adapters"
+
+    @property
+    def datasets_dir(self) -> Path:
+        return self.data_dir / "datasets"
 
 
 def settings_reference() -> list[dict[str, Any]]:

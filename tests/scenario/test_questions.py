@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 
 import pytest
 
@@ -12,36 +11,12 @@ from bot.prompt import NO_SOURCES_ANSWER
 from retrieval.config import Settings
 from retrieval.embed import Embedder
 from retrieval.index import WikiIndex
-from retrieval.sample import ingest_sample_wiki
 from tests.conftest import BASE_MODEL_NAME
 from tests.support import slack_events as ev
 from tests.support.bot_harness import RunningBot, running_bot, slack_settings
 from tests.support.slack_api import FakeSlackAPI
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-async def wiki(index: WikiIndex) -> WikiIndex:
-    await ingest_sample_wiki(index)
-    return index
-
-
-@pytest.fixture
-def slack() -> FakeSlackAPI:
-    with FakeSlackAPI() as api:
-        yield api
-
-
-@pytest.fixture
-async def bot(wiki: WikiIndex, settings: Settings, slack: FakeSlackAPI, embedder: Embedder,
-              vllm_url: str) -> AsyncIterator[RunningBot]:
-    configured = slack_settings(
-        settings, slack, llm_base_url=vllm_url, llm_max_tokens=24, llm_temperature=0.0, prompt_max_chars=1500,
-        allowed_channels=["C1", "C2", "CEMPTY"], channel_spaces={"CEMPTY": ["no-such-space"]},
-    )
-    async with running_bot(configured, slack, embedder) as running:
-        yield running
 
 
 async def test_mention_is_answered_in_its_thread_with_sources_and_feedback(bot: RunningBot):

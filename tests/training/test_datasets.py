@@ -1,0 +1,169 @@
+"""training.datasets and `wikibot pairs`: snapshots built from real interaction and feedback rows.
+
+The tests share the module's database and run in file order: the first one sees it empty.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from psycopg.types.json import Jsonb
+
+from retrieval.config import Settings
+from retrieval.db import Database
+from training import cli
+from training.datasets import DatasetNotFound, build_snapshot, export_jsonl, latest_snapshot, load_pairs
+
+SOURCES = [
+    {"n": n, "chunk_id": n, "page_id": n, "space": "hr", "title": f"Page {n}", "section": "",
+     "url": f"https://w/{n}", "text": f"text {n}", "score": 1 / n}
+    for n in range(1, 5)
+]
+
+
+def messages(question: str) -> list[dict[str, str]]:
+    return [{"role": "system", "content": "You are wikibot."}, {"role": "user", "content": f"Question: {question}"}]
+
+
+@pytest.fixture(scope="module")
+async def db(settings: Settings) -> AsyncIterator[Database]:
+    async with Database.open(settings) as opened:
+        yield opened
+
+
+@pytest.fixture
+def parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="wikibot")
+    cli.register(parser.add_subparsers(dest="command", required=True))
+    return parser
+
+
+async def ask(db: Database, question: str, answer: str, cited: list[int]) -> int:
+    """Log an answer the way bot.store does."""
+    async with db.connection() as conn:
+        cur = await conn.execute(
+            "INSERT INTO interactions (source, channel_id, user_id, question, prompt_messages, sources, cited,"
+            " answer, status) VALUES ('slack', 'C1', 'U0', %s, %s, %s, %s, %s, 'answered') RETURNING id",
+            (question, Jsonb(messages(question)), Jsonb(SOURCES), cited, answer),
+        )
+        return (await cur.fetchone())[0]
+
+
+async def give(db: Database, interaction_id: int, user: str, kind: str, **values: Any) -> int:
+    """Record feedback the way the feedback listeners do; return its id."""
+    row = {"via": "reply", "value": None, "text": None, "source_n": None, "message_ts": None, "event_ts": None}
+    row |= values | {"interaction_id": interaction_id, "user_id": user, "kind": kind}
+    async with db.connection() as conn:
+        cur = await conn.execute(
+            "INSERT INTO feedback (interaction_id, user_id, kind, via, value, text, source_n, channel_id,"
+            " message_ts, event_ts) VALUES (%(interaction_id)s, %(user_id)s, %(kind)s, %(via)s, %(value)s,"
+            " %(text)s, %(source_n)s, 'C1', %(message_ts)s, %(event_ts)s) RETURNING id",
+            row,
+        )
+        return (await cur.fetchone())[0]
+
+
+async def test_export_before_any_snapshot_says_to_build_one(db: Database, settings: Settings, parser, tmp_path):
+    assert await latest_snapshot(db) is None
+    args = parser.parse_args(["pairs", "export", str(tmp_path / "x.jsonl")])
+    with pytest.raises(DatasetNotFound, match="wikibot pairs build"):
+        await args.handler(args, settings)
+    assert not (tmp_path / "x.jsonl").exists()
+
+
+async def test_snapshots_are_versioned_and_record_what_went_in(db: Database):
+    liked = await ask(db, "How many days of bereavement leave?", "Five days [2].", [2])
+    corrected = await ask(db, "Who approves a laptop?", "Your manager [1].", [1])
+    disliked = await ask(db, "What is the VPN address?", "vpn.example [3].", [3])
+    up = await give(db, liked, "U1", "rating", value=1, via="reaction:+1", event_ts=1)
+    fix = await give(db, corrected, "U2", "correction", text="IT approves laptops.", source_n=4, message_ts="9.1")
+    await give(db, disliked, "U1", "rating", value=1, via="reaction:+1", event_ts=1)
+    await give(db, disliked, "U1", "rating", value=-1, via="button", event_ts=2)  # changed their mind: -1 stands
+    await give(db, disliked, "U2", "comment", text="the address moved", message_ts="9.2")
+
+    first = await build_snapshot(db, heldout_fraction=0.5)
+    assert first.previous_id is None and first.new_pairs == first.pairs == 5  # 1 correction, 2 x 2 distractors
+    assert first.splits["train"]["correction"] + first.splits["heldout"]["correction"] == 1
+    assert (first.stats["rated_up"], first.stats["rated_down"], first.stats["rejected_unpaired"]) == (1, 1, 1)
+    assert first.stats["comments"] == 1
+    async with db.connection() as conn:
+        cur = await conn.execute("SELECT interaction_ids, feedback_ids, settings FROM datasets WHERE id = %s", (first.id,))
+        assert await cur.fetchone() == ([liked, corrected], [up, fix], {"heldout_fraction": 0.5, "max_distractors": 2})
+
+    pairs = await load_pairs(db, first.id, "train") + await load_pairs(db, first.id, "heldout")
+    [corrected_pair] = [p for p in pairs if p["rejected"][0]["content"] == "Your manager [1]."]
+    assert corrected_pair == {
+        "prompt": messages("Who approves a laptop?"),
+        "chosen": [{"role": "assistant", "content": "IT approves laptops [4]."}],
+        "rejected": [{"role": "assistant", "content": "Your manager [1]."}],
+    }
+
+    again = await build_snapshot(db, heldout_fraction=0.5)
+    assert (again.id, again.previous_id, again.new_pairs, again.pairs) == (first.id + 1, first.id, 0, 5)
+    assert await latest_snapshot(db) == again
+
+    await give(db, disliked, "U3", "rating", value=1, via="reaction:+1", event_ts=3)
+    await give(db, disliked, "U4", "rating", value=1, via="reaction:+1", event_ts=3)  # net +1 now
+    third = await build_snapshot(db, heldout_fraction=0.5)
+    assert (third.new_pairs, third.pairs) == (2, 7)
+
+
+async def test_a_question_asked_again_is_one_prompt_in_one_split(db: Database):
+    first = await ask(db, "Is the office open on Sunday?", "Yes [1].", [1])
+    second = await ask(db, "Is the office open on Sunday?", "No [2].", [2])
+    await give(db, first, "U1", "rating", value=-1, via="button", event_ts=1)
+    await give(db, second, "U1", "rating", value=1, via="button", event_ts=1)
+    snapshot = await build_snapshot(db, heldout_fraction=0.5)
+    async with db.connection() as conn:
+        cur = await conn.execute(
+            "SELECT DISTINCT interaction_id, split, kind FROM dataset_pairs WHERE dataset_id = %s AND prompt = %s",
+            (snapshot.id, Jsonb(messages("Is the office open on Sunday?"))),
+        )
+        rows = await cur.fetchall()
+    assert {(i, k) for i, _, k in rows} == {(first, "rating"), (first, "distractor")} and len({s for _, s, _ in rows}) == 1
+
+
+async def test_retracted_ratings_and_deleted_corrections_are_not_used(db: Database):
+    answered = await ask(db, "Is parking free?", "Yes [1].", [1])
+    rating = await give(db, answered, "U1", "rating", value=1, via="reaction:+1", event_ts=1)
+    fix = await give(db, answered, "U2", "correction", text="No, 5 a day.", message_ts="7.1")
+    async with db.connection() as conn:
+        await conn.execute("UPDATE feedback SET retracted_at = now() WHERE id = ANY(%s)", ([rating, fix],))
+    snapshot = await build_snapshot(db, heldout_fraction=0.5)
+    async with db.connection() as conn:
+        cur = await conn.execute("SELECT interaction_ids, feedback_ids FROM datasets WHERE id = %s", (snapshot.id,))
+        interaction_ids, feedback_ids = await cur.fetchone()
+        cur = await conn.execute(
+            "SELECT count(*) FROM dataset_pairs WHERE dataset_id = %s AND interaction_id = %s", (snapshot.id, answered)
+        )
+        assert (await cur.fetchone())[0] == 0
+    assert answered not in interaction_ids and rating not in feedback_ids and fix not in feedback_ids
+
+
+async def test_the_cli_builds_and_exports_trl_jsonl(db: Database, settings: Settings, parser, tmp_path, capsys):
+    args = parser.parse_args(["pairs", "build", "--json"])
+    assert await args.handler(args, settings) == 0
+    built = json.loads(capsys.readouterr().out)
+    assert built["new_pairs"] == 0 and built["pairs"] == sum(sum(k.values()) for k in built["splits"].values())
+
+    out = tmp_path / "train.jsonl"
+    args = parser.parse_args(["pairs", "export", str(out)])
+    assert await args.handler(args, settings) == 0
+    lines = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
+    assert len(lines) == sum(built["splits"]["train"].values()) > 0
+    assert all(set(line) == {"prompt", "chosen", "rejected"} for line in lines)
+    assert lines == await load_pairs(db, built["id"], "train")
+    assert await export_jsonl(db, built["id"], tmp_path / "h.jsonl", "heldout") == sum(built["splits"]["heldout"].values())
+
+    args = parser.parse_args(["pairs", "build"])
+    assert await args.handler(args, settings) == 0
+    assert f"0 new since dataset {built['id']}" in capsys.readouterr().out
+
+    args = parser.parse_args(["pairs", "export", str(out), "--dataset", "9999", "--split", "heldout"])
+    with pytest.raises(DatasetNotFound, match="no dataset 9999"):
+        await args.handler(args, settings)

@@ -1,0 +1,62 @@
+"""`wikibot pairs build|export`: the training data half of the command line."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from retrieval.config import Settings
+from retrieval.db import Database
+from training.datasets import DatasetNotFound, DatasetSnapshot, build_snapshot, export_jsonl, latest_snapshot
+from training.pairs import SPLITS
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    pairs = sub.add_parser("pairs", help="preference pairs built from feedback (the training data)")
+    pairs_sub = pairs.add_subparsers(dest="pairs_command", required=True)
+
+    build = pairs_sub.add_parser("build", help="snapshot the pairs that the feedback so far gives; print the counts")
+    build.add_argument("--json", action="store_true", help="print the counts as JSON")
+    build.set_defaults(handler=pairs_build)
+
+    export = pairs_sub.add_parser("export", help="write a snapshot's pairs as JSONL (TRL conversational format)")
+    export.add_argument("file", type=Path)
+    export.add_argument("--dataset", type=int, help="snapshot id (default: the latest)")
+    export.add_argument("--split", choices=SPLITS, default="train", help="which split (train)")
+    export.set_defaults(handler=pairs_export)
+
+
+async def pairs_build(args: argparse.Namespace, settings: Settings) -> int:
+    async with Database.open(settings) as db:
+        snapshot = await build_snapshot(db, settings.train_heldout_fraction)
+    print(json.dumps(snapshot.as_dict(), indent=2) if args.json else summary(snapshot))
+    return 0
+
+
+async def pairs_export(args: argparse.Namespace, settings: Settings) -> int:
+    async with Database.open(settings) as db:
+        dataset_id = args.dataset
+        if dataset_id is None:
+            latest = await latest_snapshot(db)
+            if latest is None:
+                raise DatasetNotFound("no dataset yet: run `wikibot pairs build` first")
+            dataset_id = latest.id
+        written = await export_jsonl(db, dataset_id, args.file, args.split)
+    print(f"wrote {written} {args.split} pairs of dataset {dataset_id} to {args.file}", file=sys.stderr)
+    return 0
+
+
+def summary(snapshot: DatasetSnapshot) -> str:
+    s = snapshot.stats
+    since = f"since dataset {snapshot.previous_id}" if snapshot.previous_id else "(first dataset)"
+    lines = [f"dataset {snapshot.id}: {snapshot.pairs} pairs, {snapshot.new_pairs} new {since}"]
+    for split, kinds in snapshot.splits.items():
+        lines.append(f"  {split}: " + ", ".join(f"{kind} {n}" for kind, n in kinds.items()))
+    lines.append(
+        f"  from {s['answers']} answers to {s['prompts']} prompts: {s['rated_up']} rated up, {s['rated_down']} down,"
+        f" {s['tied']} tied; {s['corrections']} corrections used ({s['corrections_superseded']} superseded);"
+        f" {s['rejected_unpaired']} rejected with nothing better; {s['comments']} comments (not used)"
+    )
+    return "\n".join(lines)

@@ -1,0 +1,177 @@
+"""Versioned snapshots of the preference pairs (every SQL statement of the training data lives here).
+
+A snapshot reads the answer log and the feedback standing now (each user's effective rating; corrections and
+comments not retracted), builds pairs with `training.pairs`, and stores them with the ids of exactly the
+answers and feedback that went in. Snapshots are never changed afterwards: a model names the one it used.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from psycopg.types.json import Jsonb
+
+from retrieval.db import Database
+from training.pairs import (
+    DEFAULT_MAX_DISTRACTORS,
+    PAIR_KINDS,
+    SPLITS,
+    FeedbackItem,
+    LoggedAnswer,
+    PreferencePair,
+    build_pairs,
+    split_of,
+    trl_record,
+)
+
+SNAPSHOT_LOCK = 72_650_101  # pg_advisory_xact_lock key: one snapshot build at a time
+
+# Every logged answer to a prompt that some answer to it got a rating or correction on.
+_ANSWERS = """
+SELECT id, prompt_messages, sources, answer, cited, status FROM interactions
+WHERE md5(prompt_messages::text) IN (
+    SELECT md5(i.prompt_messages::text) FROM interactions i JOIN feedback f ON f.interaction_id = i.id
+    WHERE f.kind IN ('rating', 'correction') AND f.retracted_at IS NULL)
+ORDER BY id
+"""
+# Each user's standing vote (with the id of the row that holds it), then corrections and comments.
+_FEEDBACK = """
+SELECT f.id, f.interaction_id, f.user_id, f.kind, f.value, f.text, f.source_n
+FROM effective_ratings r
+JOIN feedback f ON f.kind = 'rating' AND (f.interaction_id, f.user_id, f.via) = (r.interaction_id, r.user_id, r.via)
+WHERE r.interaction_id = ANY(%(ids)s::bigint[])
+UNION ALL
+SELECT id, interaction_id, user_id, kind, value, text, source_n FROM feedback
+WHERE kind IN ('correction', 'comment') AND retracted_at IS NULL AND interaction_id = ANY(%(ids)s::bigint[])
+ORDER BY id
+"""
+_NEW_PAIRS = """
+SELECT count(*) FROM dataset_pairs p WHERE p.dataset_id = %(new)s AND NOT EXISTS (
+    SELECT 1 FROM dataset_pairs q WHERE q.dataset_id = %(old)s AND q.interaction_id = p.interaction_id
+    AND q.kind = p.kind AND q.chosen = p.chosen AND q.rejected = p.rejected)
+"""
+_SNAPSHOT = "SELECT id, created_at, settings, counts FROM datasets"
+
+
+class DatasetNotFound(ValueError):
+    """No such snapshot (a user's error: the CLI prints it)."""
+
+
+@dataclass(frozen=True)
+class DatasetSnapshot:
+    id: int  # the version
+    created_at: datetime
+    settings: dict[str, Any]
+    splits: dict[str, dict[str, int]]  # pairs per split, per kind
+    stats: dict[str, int]  # what the feedback gave (see training.pairs)
+    new_pairs: int  # pairs the previous snapshot did not have
+    previous_id: int | None
+
+    @property
+    def pairs(self) -> int:
+        return sum(sum(kinds.values()) for kinds in self.splits.values())
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**self.__dict__, "created_at": self.created_at.isoformat(), "pairs": self.pairs}
+
+    @classmethod
+    def from_row(cls, row: tuple[int, datetime, dict[str, Any], dict[str, Any]]) -> DatasetSnapshot:
+        id_, created_at, settings, counts = row  # counts: splits, stats, new_pairs, previous_id
+        return cls(id_, created_at, settings, **counts)
+
+
+async def build_snapshot(
+    db: Database, heldout_fraction: float, max_distractors: int = DEFAULT_MAX_DISTRACTORS
+) -> DatasetSnapshot:
+    """Build the pairs the feedback gives now and store them as a new snapshot."""
+    async with db.connection() as conn, conn.transaction():
+        await conn.execute("SELECT pg_advisory_xact_lock(%s)", (SNAPSHOT_LOCK,))
+        cur = await conn.execute(_ANSWERS)
+        answers = [LoggedAnswer(*row) for row in await cur.fetchall()]
+        cur = await conn.execute(_FEEDBACK, {"ids": [a.interaction_id for a in answers]})
+        feedback = [FeedbackItem(*row) for row in await cur.fetchall()]
+        built = build_pairs(answers, feedback, max_distractors)
+
+        cur = await conn.execute("SELECT max(id) FROM datasets")
+        (previous_id,) = await cur.fetchone()  # type: ignore[misc]
+        settings = {"heldout_fraction": heldout_fraction, "max_distractors": max_distractors}
+        cur = await conn.execute(
+            "INSERT INTO datasets (settings, interaction_ids, feedback_ids) VALUES (%s, %s, %s)"
+            " RETURNING id, created_at",
+            (Jsonb(settings), list(built.interaction_ids), list(built.feedback_ids)),
+        )
+        dataset_id, created_at = await cur.fetchone()  # type: ignore[misc]
+        splits = await _store_pairs(conn, dataset_id, built.pairs, heldout_fraction)
+        new_pairs = len(built.pairs)
+        if previous_id is not None:
+            cur = await conn.execute(_NEW_PAIRS, {"new": dataset_id, "old": previous_id})
+            (new_pairs,) = await cur.fetchone()  # type: ignore[misc]
+        counts = {"splits": splits, "stats": built.stats, "new_pairs": new_pairs, "previous_id": previous_id}
+        await conn.execute("UPDATE datasets SET counts = %s WHERE id = %s", (Jsonb(counts), dataset_id))
+    return DatasetSnapshot(dataset_id, created_at, settings, **counts)
+
+
+async def _store_pairs(
+    conn: psycopg.AsyncConnection, dataset_id: int, pairs: list[PreferencePair], fraction: float
+) -> dict[str, dict[str, int]]:
+    """COPY the pairs in, each in its prompt's split; return how many went to each split, per kind."""
+    splits = {split: dict.fromkeys(PAIR_KINDS, 0) for split in SPLITS}
+    cur = conn.cursor()
+    columns = "dataset_id, position, interaction_id, split, kind, prompt, chosen, rejected"
+    async with cur.copy(f"COPY dataset_pairs ({columns}) FROM STDIN") as copy:
+        for position, pair in enumerate(pairs):
+            split = split_of(pair.interaction_id, fraction)
+            splits[split][pair.kind] += 1
+            prompt = Jsonb(pair.prompt)
+            row = (dataset_id, position, pair.interaction_id, split, pair.kind, prompt, pair.chosen, pair.rejected)
+            await copy.write_row(row)
+    return splits
+
+
+async def latest_snapshot(db: Database) -> DatasetSnapshot | None:
+    async with db.connection() as conn:
+        cur = await conn.execute(f"{_SNAPSHOT} ORDER BY id DESC LIMIT 1")
+        row = await cur.fetchone()
+    return DatasetSnapshot.from_row(row) if row else None
+
+
+async def get_snapshot(db: Database, dataset_id: int) -> DatasetSnapshot:
+    async with db.connection() as conn:
+        cur = await conn.execute(f"{_SNAPSHOT} WHERE id = %s", (dataset_id,))
+        row = await cur.fetchone()
+    if row is None:
+        raise DatasetNotFound(f"there is no dataset {dataset_id}")
+    return DatasetSnapshot.from_row(row)
+
+
+async def load_pairs(db: Database, dataset_id: int, split: str) -> list[dict[str, Any]]:
+    """A snapshot's pairs of one split, in TRL's conversational preference format."""
+    async with db.connection() as conn:
+        cur = await conn.execute(
+            "SELECT prompt, chosen, rejected FROM dataset_pairs WHERE dataset_id = %s AND split = %s ORDER BY position",
+            (dataset_id, split),
+        )
+        return [trl_record(*row) for row in await cur.fetchall()]
+
+
+async def export_jsonl(db: Database, dataset_id: int, path: Path, split: str = "train") -> int:
+    """Write a snapshot's pairs of one split to `path`, one TRL conversational pair per line; return how many."""
+    await get_snapshot(db, dataset_id)
+    written = 0
+    async with db.connection() as conn:
+        cur = conn.cursor()
+        with path.open("w", encoding="utf-8") as out:
+            async for row in cur.stream(
+                "SELECT prompt, chosen, rejected FROM dataset_pairs WHERE dataset_id = %s AND split = %s"
+                " ORDER BY position",
+                (dataset_id, split),
+            ):
+                out.write(json.dumps(trl_record(*row), ensure_ascii=False) + "\n")
+                written += 1
+    return written
+

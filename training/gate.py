@@ -1,0 +1,100 @@
+"""The promotion gate: held-out preference metrics of a model, and the pure rule that compares two of them."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import torch
+from peft import PeftModel
+from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedTokenizerBase
+
+from retrieval.config import Settings
+
+EVAL_BATCH_SIZE = 8
+
+
+@dataclass(frozen=True)
+class GateMetrics:
+    accuracy: float  # share of pairs whose chosen answer is more likely than the rejected one
+    mean_margin: float  # mean of log p(chosen | prompt) - log p(rejected | prompt), completion tokens summed
+    n: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class GateDecision:
+    promote: bool
+    reason: str
+
+
+def decide(candidate: GateMetrics, active: GateMetrics, settings: Settings) -> GateDecision:
+    """Promote only if the candidate beats the active model (or the base) by the configured deltas on both."""
+    if candidate.n == 0:
+        return GateDecision(False, "no held-out pairs to evaluate on")
+    need_accuracy = active.accuracy + settings.gate_min_accuracy_delta
+    need_margin = active.mean_margin + settings.gate_min_margin_delta
+    figures = (
+        f"accuracy {candidate.accuracy:.3f} (need >= {need_accuracy:.3f}), "
+        f"margin {candidate.mean_margin:.3f} (need >= {need_margin:.3f}) on {candidate.n} held-out pairs"
+    )
+    if candidate.accuracy >= need_accuracy and candidate.mean_margin >= need_margin:
+        return GateDecision(True, f"passed: {figures}")
+    return GateDecision(False, f"below the gate: {figures}")
+
+
+def completion_ids(
+    tokenizer: PreTrainedTokenizerBase, prompt: list[dict[str, Any]], completion: list[dict[str, Any]]
+) -> tuple[list[int], list[int]]:
+    """(prompt ids, completion ids) of a chat-templated pair, split where TRL's DPOTrainer splits them."""
+    prompt_ids = tokenizer.apply_chat_template(prompt, add_generation_prompt=True, return_dict=True)["input_ids"]
+    full_ids = tokenizer.apply_chat_template(prompt + completion, return_dict=True)["input_ids"]
+    split = next((i for i, (a, b) in enumerate(zip(prompt_ids, full_ids)) if a != b), min(len(prompt_ids), len(full_ids)))
+    return full_ids[:split], full_ids[split:]
+
+
+@torch.no_grad()
+def _sequence_logps(model: torch.nn.Module, sequences: list[tuple[list[int], list[int]]], pad_id: int) -> list[float]:
+    """Sum of log p(completion token | everything before it) for each (prompt ids, completion ids)."""
+    device = next(model.parameters()).device
+    results: list[float] = []
+    for start in range(0, len(sequences), EVAL_BATCH_SIZE):
+        batch = sequences[start : start + EVAL_BATCH_SIZE]
+        width = max(len(p) + len(c) for p, c in batch)
+        input_ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
+        attention = torch.zeros((len(batch), width), dtype=torch.long)
+        completion = torch.zeros((len(batch), width), dtype=torch.bool)
+        for row, (p, c) in enumerate(batch):  # right padding
+            input_ids[row, : len(p) + len(c)] = torch.tensor(p + c)
+            attention[row, : len(p) + len(c)] = 1
+            completion[row, len(p) : len(p) + len(c)] = True
+        logits = model(input_ids=input_ids.to(device), attention_mask=attention.to(device)).logits.float()
+        logps = torch.log_softmax(logits[:, :-1], dim=-1)
+        targets = input_ids[:, 1:].to(device)
+        token_logps = logps.gather(-1, targets.unsqueeze(-1)).squeeze(-1)
+        results += (token_logps * completion[:, 1:].to(device)).sum(dim=1).tolist()
+    return results
+
+
+def evaluate(base_model: str, adapter_dir: str | None, pairs: list[dict[str, Any]]) -> GateMetrics:
+    """Preference accuracy and mean log-probability margin of the base model (plus `adapter_dir`) on `pairs`."""
+    if not pairs:
+        return GateMetrics(accuracy=0.0, mean_margin=0.0, n=0)
+    tokenizer = AutoTokenizer.from_pretrained(base_model)
+    gpu = torch.cuda.is_available()
+    model = AutoModelForCausalLM.from_pretrained(base_model, dtype=torch.bfloat16 if gpu else torch.float32)
+    if adapter_dir is not None:
+        model = PeftModel.from_pretrained(model, adapter_dir)
+    model.to("cuda" if gpu else "cpu").eval()
+    sequences = []
+    for pair in pairs:
+        sequences.append(completion_ids(tokenizer, pair["prompt"], pair["chosen"]))
+        sequences.append(completion_ids(tokenizer, pair["prompt"], pair["rejected"]))
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    logps = _sequence_logps(model, sequences, pad_id)
+    margins = [chosen - rejected for chosen, rejected in zip(logps[::2], logps[1::2], strict=True)]
+    return GateMetrics(
+        accuracy=sum(m > 0 for m in margins) / len(margins), mean_margin=sum(margins) / len(margins), n=len(margins)
+    )
