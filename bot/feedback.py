@@ -6,6 +6,7 @@ import re
 from collections.abc import Sequence
 
 _SKIN_TONE = re.compile(r"::skin-tone-\d$")
+_SLACK_MARKUP = re.compile(r"<[^>]*>|:[a-z0-9_+-]+:")
 # words that say the answer was wrong or give the right value; a reply with none of them is a comment
 _CORRECTION_HINTS = re.compile(
     r"\b(wrong|incorrect|not (?:right|true|correct)|actually|should (?:be|say)|it(?:'s| is) (?:now|actually)|"
@@ -28,4 +29,5 @@ def rating_value(reaction: str, positive: Sequence[str], negative: Sequence[str]
 
 def classify_reply(text: str) -> str:
     """'correction' when the reply disputes or restates facts (wrong/actually/should be/a number...), else 'comment'."""
-    return "correction" if _CORRECTION_HINTS.search(text) else "comment"
+    words = _SLACK_MARKUP.sub(" ", text)  # user ids and links carry digits that are no facts
+    return "correction" if _CORRECTION_HINTS.search(words) else "comment"
