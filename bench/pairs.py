@@ -68,7 +68,8 @@ def synthetic(n_answers: int, n_events: int, seed: int = 7) -> tuple[list[Logged
             events.append(FeedbackItem(len(events) + 1, interaction_id, f"U{user}", "rating", value))
         elif roll < 0.85:
             source_n = rng.choice((None, rng.randrange(1, N_SOURCES + 1)))
-            events.append(FeedbackItem(len(events) + 1, interaction_id, "U1", "correction", None, text(rng, 12), source_n))
+            fix = text(rng, 12)
+            events.append(FeedbackItem(len(events) + 1, interaction_id, "U1", "correction", None, fix, source_n))
         else:
             events.append(FeedbackItem(len(events) + 1, interaction_id, "U2", "comment", None, text(rng, 8)))
     return answers, events
@@ -113,8 +114,8 @@ async def fill(conn: psycopg.AsyncConnection, answers: list[LoggedAnswer], event
     columns = "id, source, question, prompt_messages, sources, cited, answer, status"
     async with conn.cursor().copy(f"COPY interactions ({columns}) FROM STDIN") as copy:
         for a in answers:
-            row = (a.interaction_id, "slack", "q", Jsonb(a.prompt_messages), Jsonb(a.sources), a.cited, a.answer, a.status)
-            await copy.write_row(row)
+            prompt, sources = Jsonb(a.prompt_messages), Jsonb(a.sources)
+            await copy.write_row((a.interaction_id, "slack", "q", prompt, sources, a.cited, a.answer, a.status))
     columns = "id, interaction_id, user_id, kind, via, value, text, source_n, channel_id, message_ts"
     async with conn.cursor().copy(f"COPY feedback ({columns}) FROM STDIN") as copy:
         for f in events:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from slack_bolt.async_app import AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.listeners import feedback, messages, questions
+from bot.listeners import feedback, home, messages, questions
 from bot.services import BotServices
 from retrieval.config import Settings
 
@@ -40,5 +40,6 @@ def build_app(services: BotServices, client: AsyncWebClient | None = None) -> As
     )
     feedback.register(app, services)  # subtype listeners first: Bolt runs the first match
     questions.register(app, services)
+    home.register(app, services)
     messages.register(app, services)
     return app

@@ -16,7 +16,7 @@ EVENTS_PATH = "/slack/events"
 
 
 def web_app(app: AsyncApp, services: BotServices, *, with_events: bool = True) -> web.Application:
-    """Bolt's aiohttp app (Events API, interactivity) plus the health endpoint."""
+    """Bolt's aiohttp app (Events API, interactivity) plus /healthz and /metrics (Prometheus)."""
     web_application = app.web_app(path=EVENTS_PATH) if with_events else web.Application()
 
     async def healthz(request: web.Request) -> web.Response:
@@ -27,7 +27,12 @@ def web_app(app: AsyncApp, services: BotServices, *, with_events: bool = True) -
             return web.json_response({"status": "unhealthy", "database": str(exc)}, status=503)
         return web.json_response({"status": "ok"})
 
+    async def metrics(request: web.Request) -> web.Response:
+        await services.metrics.refresh_from_database(services.index.db)
+        return web.Response(body=services.metrics.render(), content_type="text/plain", charset="utf-8")
+
     web_application.router.add_get("/healthz", healthz)
+    web_application.router.add_get("/metrics", metrics)
     return web_application
 
 

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from bot.answer import Answerer
 from bot.feedback_store import FeedbackStore
 from bot.llm import ChatLLM
+from bot.metrics import Metrics
 from bot.store import BotStore
 from retrieval.config import Settings
 from retrieval.db import Database
@@ -24,6 +25,7 @@ class BotServices:
     store: BotStore
     answerer: Answerer
     feedback: FeedbackStore
+    metrics: Metrics
 
     @classmethod
     @asynccontextmanager
@@ -34,7 +36,7 @@ class BotServices:
             store = BotStore(index.db)
             adapters = vllm_adapters(settings)
             answerer = Answerer(index, store, ChatLLM(settings), adapters)
-            yield cls(settings, index, store, answerer, FeedbackStore(index.db))
+            yield cls(settings, index, store, answerer, FeedbackStore(index.db), Metrics())
 
 
 def vllm_adapters(settings: Settings) -> VLLMAdapters | None:

@@ -8,6 +8,7 @@ from typing import Any
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
+from bot.home import HomeStats
 from bot.prompt import Turn
 from retrieval.db import Database
 
@@ -114,3 +115,49 @@ class BotStore:
             cur = conn.cursor(row_factory=dict_row)
             await cur.execute("SELECT * FROM interactions WHERE id = %s", (interaction_id,))
             return await cur.fetchone()
+
+    async def home_stats(self) -> HomeStats:
+        week = "created_at > now() - interval '7 days'"
+        async with self.db.connection() as conn:
+            cur = await conn.execute(
+                f"SELECT count(*) FILTER (WHERE {week}), count(*),"
+                f" count(*) FILTER (WHERE {week} AND status = 'no_sources'),"
+                f" count(*) FILTER (WHERE {week} AND status = 'llm_error'),"
+                f" count(*) FILTER (WHERE {week} AND EXISTS (SELECT 1 FROM feedback f WHERE f.interaction_id ="
+                " interactions.id AND f.retracted_at IS NULL)) FROM interactions"
+            )
+            answers_7d, total, no_sources, llm_errors, with_feedback = await cur.fetchone()  # type: ignore[misc]
+            cur = await conn.execute(
+                "SELECT count(*) FILTER (WHERE r.value > 0), count(*) FILTER (WHERE r.value < 0)"
+                " FROM effective_ratings r JOIN interactions i ON i.id = r.interaction_id"
+                " WHERE i.created_at > now() - interval '7 days'"
+            )
+            up, down = await cur.fetchone()  # type: ignore[misc]
+            cur = conn.cursor(row_factory=dict_row)
+            await cur.execute(
+                "SELECT f.user_id, f.text, i.question FROM feedback f JOIN interactions i ON i.id = f.interaction_id"
+                " WHERE f.kind = 'correction' AND f.retracted_at IS NULL ORDER BY f.created_at DESC LIMIT 5"
+            )
+            corrections = await cur.fetchall()
+            await cur.execute(
+                "SELECT count(*) AS n FROM feedback WHERE kind = 'correction' AND retracted_at IS NULL"
+                f" AND {week}"
+            )
+            corrections_7d = (await cur.fetchone())["n"]  # type: ignore[index]
+            await cur.execute(
+                "SELECT version, name, status, (metrics->>'heldout_accuracy')::float AS accuracy"
+                " FROM adapters ORDER BY version"
+            )
+            adapters = await cur.fetchall()
+        return HomeStats(
+            answers_7d=answers_7d,
+            answers_total=total,
+            answered_with_feedback_7d=with_feedback,
+            thumbs_up_7d=up,
+            thumbs_down_7d=down,
+            corrections_7d=corrections_7d,
+            no_sources_7d=no_sources,
+            llm_errors_7d=llm_errors,
+            recent_corrections=corrections,
+            adapters=adapters,
+        )

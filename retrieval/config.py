@@ -96,6 +96,10 @@ class Settings(BaseSettings):
         "@mention the bot) or `question_mark` (those too, and replies ending in '?'). Other replies are feedback.",
     )
     stream_answers: bool = Field(default=True, description="Stream answers as they are generated (chat.startStream).")
+    admin_users: list[str] = Field(
+        default_factory=list,
+        description="Slack user ids who see usage, feedback and training charts in the App Home; empty: everyone.",
+    )
     company_name: str = Field(default="the company", description="Name used in the bot's instructions.")
 
     # --- feedback ----------------------------------------------------------------------------------

@@ -31,12 +31,18 @@ from training.pairs import (
 
 SNAPSHOT_LOCK = 72_650_101  # pg_advisory_xact_lock key: one snapshot build at a time
 
-# Every logged answer to a prompt that some answer to it got a rating or correction on.
+# Every logged answer to a prompt that some answer to it got a rating or correction on. Sources without their
+# text: the prompt holds it, the pairs need only their numbers.
 _ANSWERS = """
-SELECT id, prompt_messages, sources, answer, cited, status FROM interactions
+SELECT id, prompt_messages,
+    (SELECT coalesce(jsonb_agg(s - 'text' ORDER BY n), '[]')
+     FROM jsonb_array_elements(sources) WITH ORDINALITY e(s, n)),
+    answer, cited, status
+FROM interactions
 WHERE md5(prompt_messages::text) IN (
-    SELECT md5(i.prompt_messages::text) FROM interactions i JOIN feedback f ON f.interaction_id = i.id
-    WHERE f.kind IN ('rating', 'correction') AND f.retracted_at IS NULL)
+    SELECT md5(i.prompt_messages::text) FROM interactions i
+    WHERE EXISTS (SELECT 1 FROM feedback f WHERE f.interaction_id = i.id AND f.kind IN ('rating', 'correction')
+        AND f.retracted_at IS NULL))
 ORDER BY id
 """
 # Each user's standing vote (with the id of the row that holds it), then corrections and comments.

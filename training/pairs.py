@@ -9,8 +9,9 @@ Rules (the README's "How feedback becomes training data" says the same for peopl
 - A correction is a preferred answer "as written": the user's text with the valid [n] it has; with none,
   it cites the correction's `source_n`, else what the corrected answer cited. It is not rewritten by an
   LLM: that keeps it deterministic, needs no LLM at training time, and 👍 answers teach the style.
-  A correction outranks ratings: the corrected answer is rejected even if others gave it 👍. The latest
-  correction of a prompt (highest id) is its only corrected answer; earlier ones only reject their answer.
+  A correction outranks ratings: the corrected answer is rejected even if others gave it 👍. Of several
+  corrections of a prompt the latest (highest id) is chosen; the others are not used, save that each still
+  rejects the answer it corrected.
 - Each preferred answer gets up to `max_distractors` rejected copies whose citations all point at one
   retrieved source it does not cite (best ranked first): they teach which document to cite.
 - Pairs: every preferred answer with every rejected one (kind 'correction' or 'rating', after where the
@@ -23,7 +24,6 @@ Rules (the README's "How feedback becomes training data" says the same for peopl
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator
@@ -52,7 +52,7 @@ class LoggedAnswer:
     """One row of the answer log (`interactions`)."""
 
     interaction_id: int
-    prompt_messages: list[dict[str, Any]]
+    prompt_messages: list[dict[str, str]]
     sources: list[dict[str, Any]]
     answer: str
     cited: list[int]
@@ -75,13 +75,13 @@ class FeedbackItem:
 @dataclass(frozen=True)
 class PreferencePair:
     interaction_id: int  # the prompt's id: its first logged answer
-    prompt: list[dict[str, Any]]
+    prompt: list[dict[str, str]]
     chosen: str
     rejected: str
     kind: PairKind
     feedback_ids: tuple[int, ...]
 
-    def to_trl(self) -> dict[str, list[dict[str, Any]]]:
+    def to_trl(self) -> dict[str, list[dict[str, str]]]:
         return trl_record(self.prompt, self.chosen, self.rejected)
 
 
@@ -113,7 +113,7 @@ class _Candidate:
     evidence: tuple[int, ...]
 
 
-def trl_record(prompt: list[dict[str, Any]], chosen: str, rejected: str) -> dict[str, list[dict[str, Any]]]:
+def trl_record(prompt: list[dict[str, str]], chosen: str, rejected: str) -> dict[str, list[dict[str, str]]]:
     """A pair in TRL's conversational preference format (explicit prompt)."""
     return {
         "prompt": prompt,
@@ -136,12 +136,13 @@ def build_pairs(
     by_answer: dict[int, list[FeedbackItem]] = defaultdict(list)
     for item in feedback:
         by_answer[item.interaction_id].append(item)
-    prompts: dict[str, list[LoggedAnswer]] = {}
+    prompts: dict[tuple[tuple[tuple[str, str], ...], ...], list[LoggedAnswer]] = {}
     for answer in sorted(answers, key=lambda a: a.interaction_id):
         if answer.status != "answered" or not answer.sources:
             stats["answers_skipped"] += 1
             continue
-        prompts.setdefault(json.dumps(answer.prompt_messages, sort_keys=True), []).append(answer)
+        key = tuple(tuple(sorted(m.items())) for m in answer.prompt_messages)  # identical prompts, one key
+        prompts.setdefault(key, []).append(answer)
     stats["answers"] = sum(len(group) for group in prompts.values())
     stats["prompts"] = len(prompts)
 

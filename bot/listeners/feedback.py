@@ -39,6 +39,7 @@ def register(app: AsyncApp, services: BotServices) -> None:
             return  # not one of the bot's answers, or a retry already applied
         via = "reaction:" + event["reaction"].split("::")[0]
         await store.set_rating(interaction, event["user"], via, value, event.get("event_ts"), retract=retract)
+        services.metrics.feedback.labels("rating_retracted" if retract else "rating").inc()
 
     @app.event("reaction_added")
     async def on_reaction_added(event: dict[str, Any], body: dict[str, Any]) -> None:
@@ -67,6 +68,7 @@ def register(app: AsyncApp, services: BotServices) -> None:
             return
         value = 1 if verdict == "good" else -1
         await store.set_rating(int(interaction), body["user"]["id"], "button", value, action.get("action_ts"))
+        services.metrics.feedback.labels("rating").inc()
         await thank(client, body, THANKS["rating"])
 
     @app.action(CORRECTION_ACTION)
@@ -92,6 +94,7 @@ def register(app: AsyncApp, services: BotServices) -> None:
         source_n = int(chosen) if chosen != NO_SOURCE else None
         user = body["user"]["id"]
         await store.save_modal_correction(metadata["interaction_id"], user, text, source_n)
+        services.metrics.feedback.labels("correction").inc()
         if metadata.get("channel"):
             await thank(client, {"user": {"id": user}, "channel": {"id": metadata["channel"]},
                                  "message": {"thread_ts": metadata.get("thread_ts")}}, THANKS["correction"])
@@ -108,6 +111,7 @@ async def record_reply(event: dict[str, Any], body: dict[str, Any], client: Asyn
     text = event.get("text", "")
     kind = classify_reply(text)
     await store.save_reply(interaction, event["user"], kind, text, channel, ts, event.get("event_ts") or ts)
+    services.metrics.feedback.labels(kind).inc()
     try:
         await client.reactions_add(channel=channel, timestamp=ts, name=services.settings.feedback_ack_reaction)
         if kind == "correction":

@@ -57,3 +57,4 @@ async def answer_question(question: Question, client: AsyncWebClient, services: 
     )
     answer_ts = await reply.finish(answer)
     await services.store.set_answer_ts(answer.interaction_id, answer_ts)
+    services.metrics.observe_answer(answer)

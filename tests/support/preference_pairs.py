@@ -2,7 +2,8 @@
 
 Each pair answers a labelled question from a prompt built exactly like the bot's (two numbered sources:
 the right page and a look-alike page of the same space, in random order). The chosen answer quotes the
-right page and cites its number; the rejected one quotes the distractor and cites that.
+right page and cites its number; the rejected one hedges, then quotes the distractor and cites that (a
+style that a tiny model learns in a few steps, so held-out prompts show the training too).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from retrieval.sample import SAMPLE_BASE_URL, SAMPLE_WIKI, labelled_questions
 
 _LINK = re.compile(r"\[([^\]]*)\]\([^)]*\)")
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
+HEDGE = "I am not sure, but I think that "
 
 
 def _lead(page: Path) -> tuple[str, str]:
@@ -47,8 +49,8 @@ def wiki_preference_pairs(count: int, seed: int = 0) -> list[dict]:
         ]
         prompt = build_messages(question.question, sources, company="Harborline")
 
-        def answer(key: str) -> list[dict[str, str]]:
-            return [{"role": "assistant", "content": f"{leads[key][1]} [{order.index(key) + 1}]"}]
+        def answer(key: str, lead_in: str = "") -> list[dict[str, str]]:
+            return [{"role": "assistant", "content": f"{lead_in}{leads[key][1]} [{order.index(key) + 1}]"}]
 
-        pairs.append({"prompt": prompt, "chosen": answer(right), "rejected": answer(distractor)})
+        pairs.append({"prompt": prompt, "chosen": answer(right), "rejected": answer(distractor, HEDGE)})
     return pairs

@@ -8,7 +8,6 @@ from __future__ import annotations
 import argparse
 import json
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -92,7 +91,9 @@ async def test_snapshots_are_versioned_and_record_what_went_in(db: Database):
     assert (first.stats["rated_up"], first.stats["rated_down"], first.stats["rejected_unpaired"]) == (1, 1, 1)
     assert first.stats["comments"] == 1
     async with db.connection() as conn:
-        cur = await conn.execute("SELECT interaction_ids, feedback_ids, settings FROM datasets WHERE id = %s", (first.id,))
+        cur = await conn.execute(
+            "SELECT interaction_ids, feedback_ids, settings FROM datasets WHERE id = %s", (first.id,)
+        )
         assert await cur.fetchone() == ([liked, corrected], [up, fix], {"heldout_fraction": 0.5, "max_distractors": 2})
 
     pairs = await load_pairs(db, first.id, "train") + await load_pairs(db, first.id, "heldout")
@@ -125,7 +126,8 @@ async def test_a_question_asked_again_is_one_prompt_in_one_split(db: Database):
             (snapshot.id, Jsonb(messages("Is the office open on Sunday?"))),
         )
         rows = await cur.fetchall()
-    assert {(i, k) for i, _, k in rows} == {(first, "rating"), (first, "distractor")} and len({s for _, s, _ in rows}) == 1
+    assert {(i, k) for i, _, k in rows} == {(first, "rating"), (first, "distractor")}
+    assert len({split for _, split, _ in rows}) == 1
 
 
 async def test_retracted_ratings_and_deleted_corrections_are_not_used(db: Database):
@@ -158,7 +160,8 @@ async def test_the_cli_builds_and_exports_trl_jsonl(db: Database, settings: Sett
     assert len(lines) == sum(built["splits"]["train"].values()) > 0
     assert all(set(line) == {"prompt", "chosen", "rejected"} for line in lines)
     assert lines == await load_pairs(db, built["id"], "train")
-    assert await export_jsonl(db, built["id"], tmp_path / "h.jsonl", "heldout") == sum(built["splits"]["heldout"].values())
+    heldout = sum(built["splits"]["heldout"].values())
+    assert await export_jsonl(db, built["id"], tmp_path / "h.jsonl", "heldout") == heldout
 
     args = parser.parse_args(["pairs", "build"])
     assert await args.handler(args, settings) == 0

@@ -1,0 +1,59 @@
+"""Prometheus metrics of a wikibot process, in a registry of its own (no module-level globals)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+from bot.answer import Answer
+from retrieval.db import Database
+
+LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2, 4, 8, 15, 30, 60, 120)
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.questions = Counter(
+            "wikibot_questions", "Questions answered, by outcome", ["status"], registry=self.registry
+        )
+        self.latency = Histogram(
+            "wikibot_answer_latency_seconds",
+            "Time to answer, by stage (retrieval, generation, total)",
+            ["stage"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.feedback = Counter("wikibot_feedback", "Feedback received, by kind", ["kind"], registry=self.registry)
+        self.active_adapter = Gauge(
+            "wikibot_active_adapter_version", "Version of the adapter answering (0: base model)", registry=self.registry
+        )
+        self.adapters = Gauge(
+            "wikibot_adapters", "Adapters in the registry, by status (gate results)", ["status"], registry=self.registry
+        )
+        self.training_runs = Gauge(
+            "wikibot_training_runs", "Training runs recorded, by outcome", ["status"], registry=self.registry
+        )
+
+    def observe_answer(self, answer: Answer) -> None:
+        self.questions.labels(answer.status).inc()
+        for stage in ("retrieval", "generation", "total"):
+            self.latency.labels(stage).observe(answer.timings.get(f"{stage}_ms", 0.0) / 1000)
+
+    async def refresh_from_database(self, db: Database) -> None:
+        """Training-side numbers live in PostgreSQL (the scheduler may run elsewhere): read them per scrape."""
+        async with db.connection() as conn:
+            cur = await conn.execute("SELECT status, count(*), max(version) FILTER (WHERE status = 'active')"
+                                     " FROM adapters GROUP BY status")
+            rows = await cur.fetchall()
+            self.active_adapter.set(next((r[2] for r in rows if r[0] == "active"), 0))
+            for status in ("training", "candidate", "active", "retired", "failed", "rejected"):
+                self.adapters.labels(status).set(next((r[1] for r in rows if r[0] == status), 0))
+            cur = await conn.execute("SELECT to_regclass('training_runs') IS NOT NULL")
+            (has_runs,) = await cur.fetchone()  # type: ignore[misc]
+            if has_runs:
+                cur = await conn.execute("SELECT status, count(*) FROM training_runs GROUP BY status")
+                for status, count in await cur.fetchall():
+                    self.training_runs.labels(status).set(count)
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)
