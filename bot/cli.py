@@ -13,6 +13,7 @@ from pydantic import ValidationError
 from bot import commands as bot_commands
 from bot.app import SlackNotConfigured
 from retrieval import cli as retrieval_cli
+from training import cli as training_cli
 from retrieval.config import Settings, settings_reference
 from retrieval.db import DatabaseError
 from retrieval.ingest.sources import SourceError
@@ -27,6 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     retrieval_cli.register(sub)
     bot_commands.register(sub)
+    training_cli.register(sub)
     sub.add_parser("config", help="print every setting, its default and what it does").set_defaults(
         handler=config_command
     )

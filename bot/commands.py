@@ -12,6 +12,7 @@ from bot.app import build_app
 from bot.feedback_store import FeedbackStore
 from bot.server import serve
 from bot.services import BotServices
+from bot.up import up
 from retrieval.config import Settings
 from retrieval.db import Database
 
@@ -20,6 +21,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     serve_parser = sub.add_parser("serve", help="run the Slack bot (HTTP Events API, or Socket Mode with an app token)")
     serve_parser.add_argument("--port", type=int, default=None, help="HTTP port (WIKIBOT_PORT, 3000)")
     serve_parser.set_defaults(handler=serve_command)
+
+    up_parser = sub.add_parser(
+        "up", help="run everything on this machine: database, sample wiki, LLM, scheduler, Slack bot"
+    )
+    up_parser.add_argument("--port", type=int, default=None, help="HTTP port (WIKIBOT_PORT, 3000)")
+    up_parser.set_defaults(handler=up_command)
 
     ask = sub.add_parser("ask", help="answer one question without Slack, with the same pipeline")
     ask.add_argument("question")
@@ -45,6 +52,10 @@ async def serve_command(args: argparse.Namespace, settings: Settings) -> int:
     async with BotServices.open(settings) as services:
         await serve(build_app(services), services, args.port or settings.port)
     return 0
+
+
+async def up_command(args: argparse.Namespace, settings: Settings) -> int:
+    return await up(settings, args.port or settings.port)
 
 
 async def ask_command(args: argparse.Namespace, settings: Settings) -> int:

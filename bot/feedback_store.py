@@ -127,8 +127,13 @@ class FeedbackStore:
             return await cur.fetchall()
 
     async def purge_user(self, user: str) -> dict[str, int]:
-        """Delete a person's questions (with all feedback on them) and their feedback on other answers."""
+        """Delete a person's questions (with all feedback on them), their feedback on other answers, and the
+        training pairs built from their questions (dataset snapshots keep no link that would show them)."""
         async with self.db.connection() as conn, conn.transaction():
+            await conn.execute(
+                "DELETE FROM dataset_pairs WHERE interaction_id IN (SELECT id FROM interactions WHERE user_id = %s)",
+                (user,),
+            )
             feedback = await conn.execute("DELETE FROM feedback WHERE user_id = %s", (user,))
             questions = await conn.execute("DELETE FROM interactions WHERE user_id = %s", (user,))
         return {"questions": questions.rowcount, "feedback": feedback.rowcount}

@@ -15,9 +15,9 @@ log = logging.getLogger(__name__)
 EVENTS_PATH = "/slack/events"
 
 
-def web_app(app: AsyncApp, services: BotServices, *, with_events: bool = True) -> web.Application:
-    """Bolt's aiohttp app (Events API, interactivity) plus /healthz and /metrics (Prometheus)."""
-    web_application = app.web_app(path=EVENTS_PATH) if with_events else web.Application()
+def web_app(services: BotServices, app: AsyncApp | None = None) -> web.Application:
+    """/healthz and /metrics (Prometheus), and with a Bolt app its Events API and interactivity endpoint."""
+    web_application = app.web_app(path=EVENTS_PATH) if app is not None else web.Application()
 
     async def healthz(request: web.Request) -> web.Response:
         try:
@@ -39,7 +39,7 @@ def web_app(app: AsyncApp, services: BotServices, *, with_events: bool = True) -
 async def serve(app: AsyncApp, services: BotServices, port: int) -> None:
     """Serve until cancelled. With an app token: Socket Mode (HTTP only for /healthz)."""
     socket_mode = services.settings.slack_app_token is not None
-    runner = web.AppRunner(web_app(app, services, with_events=not socket_mode))
+    runner = web.AppRunner(web_app(services, None if socket_mode else app))
     await runner.setup()
     await web.TCPSite(runner, "0.0.0.0", port).start()
     log.info("listening on :%d (%s)", port, "Socket Mode" if socket_mode else f"Events API at {EVENTS_PATH}")

@@ -69,6 +69,14 @@ class Settings(BaseSettings):
         description="Every vLLM server (base URLs ending in /v1) that must load each new adapter; "
         "empty: just LLM_BASE_URL.",
     )
+    vllm_port: int = Field(default=8000, ge=1, le=65535, description="Port of the local vLLM that `wikibot up` starts.")
+    vllm_max_loras: int = Field(
+        default=4, ge=2, description="Adapters a vLLM server holds at once (old + new during a swap, and spare)."
+    )
+    vllm_extra_args: list[str] = Field(
+        default_factory=list,
+        description='Extra arguments for the local vLLM, e.g. ["--gpu-memory-utilization", "0.8"].',
+    )
     prompt_max_chars: int = Field(default=6000, ge=500, description="Most characters of wiki sources put in a prompt.")
     history_turns: int = Field(default=3, ge=0, description="Earlier question/answer turns of a thread put in the prompt.")
 

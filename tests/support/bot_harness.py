@@ -71,7 +71,7 @@ class RunningBot:
 async def running_bot(settings: Settings, slack: FakeSlackAPI, embedder: Embedder) -> AsyncIterator[RunningBot]:
     async with BotServices.open(settings, embedder=embedder) as services:
         client = AsyncWebClient(token=settings.slack_bot_token, base_url=slack.base_url)
-        runner = web.AppRunner(web_app(build_app(services, client=client), services))
+        runner = web.AppRunner(web_app(services, build_app(services, client=client)))
         await runner.setup()
         await web.TCPSite(runner, "127.0.0.1", 0).start()
         port = runner.addresses[0][1]

@@ -1,0 +1,97 @@
+"""`wikibot up`: the main job on one machine, on embedded defaults, doing whatever the configuration allows.
+
+It says what is missing (Slack tokens, a language model) and how to get it, instead of refusing to start.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+import httpx
+from aiohttp import web
+
+from bot.app import build_app
+from bot.server import serve, web_app
+from bot.services import BotServices
+from retrieval.config import Settings
+from retrieval.db import redact
+from retrieval.sample import SAMPLE_WIKI, ingest_sample_wiki
+from training.vllm_server import serve_vllm
+
+log = logging.getLogger(__name__)
+
+NO_LLM = (
+    "LLM: none configured. Set WIKIBOT_LLM_BASE_URL to a vLLM server (http://host:8000/v1), or WIKIBOT_BASE_MODEL "
+    "to a Hugging Face model name or path to start one here. Until then answers list the best wiki sources only."
+)
+NO_SLACK = (
+    "Slack: not configured. Set WIKIBOT_SLACK_BOT_TOKEN and WIKIBOT_SLACK_SIGNING_SECRET (HTTP mode) or "
+    "WIKIBOT_SLACK_APP_TOKEN (Socket Mode); deploy/slack/README.md shows how to create the app and get them. "
+    "Meanwhile: `wikibot ask \"...\"` answers here."
+)
+
+
+def say(message: str) -> None:
+    print(f"wikibot up: {message}", flush=True)
+
+
+async def llm_reachable(base_url: str) -> str | None:
+    """None when the server lists its models, else why not."""
+    try:
+        async with httpx.AsyncClient(timeout=5) as client:
+            response = await client.get(f"{base_url.rstrip('/')}/models")
+        response.raise_for_status()
+    except httpx.HTTPError as exc:
+        return str(exc) or type(exc).__name__
+    return None
+
+
+async def up(settings: Settings, port: int) -> int:
+    async with contextlib.AsyncExitStack() as stack:
+        if settings.llm_base_url is None and settings.base_model:
+            say(f"starting vLLM for {settings.base_model} on port {settings.vllm_port} (this takes a while)...")
+            url = await asyncio.to_thread(
+                stack.enter_context,
+                serve_vllm(
+                    settings.base_model,
+                    settings.llm_model,
+                    log_path=settings.data_dir / "vllm.log",
+                    port=settings.vllm_port,
+                    max_lora_rank=settings.vllm_max_lora_rank,
+                    max_loras=settings.vllm_max_loras,
+                    lora_target_modules=settings.lora_target_modules,
+                    extra_args=settings.vllm_extra_args,
+                ),
+            )
+            settings = settings.model_copy(update={"llm_base_url": url})
+        services = await stack.enter_async_context(BotServices.open(settings))
+        say(f"database: {redact(services.index.db.url)}")
+        counts = await services.index.store.counts()
+        if counts["pages"] == 0:
+            say(f"no wiki indexed yet: ingesting the sample wiki ({SAMPLE_WIKI}); use `wikibot ingest` for yours")
+            for report in await ingest_sample_wiki(services.index, progress=True):
+                say(report.summary())
+        else:
+            say(f"wiki index: {counts['pages']} pages, {counts['chunks']} chunks")
+
+        if settings.llm_base_url is None:
+            say(NO_LLM)
+        elif problem := await llm_reachable(settings.llm_base_url):
+            say(f"LLM: {settings.llm_base_url} is not answering ({problem}); answers list sources until it does")
+        else:
+            say(f"LLM: {settings.llm_base_url}, model {settings.llm_model}")
+
+        if settings.slack_bot_token and (settings.slack_signing_secret or settings.slack_app_token):
+            say(f"Slack bot: serving on port {port}")
+            await serve(build_app(services), services, port)
+            return 0
+        say(NO_SLACK)
+        runner = web.AppRunner(web_app(services))
+        await runner.setup()
+        stack.push_async_callback(runner.cleanup)
+        await web.TCPSite(runner, "0.0.0.0", port).start()
+        say(f"health and metrics on http://localhost:{port}/healthz and /metrics; stop with Ctrl-C")
+        await asyncio.Event().wait()
+    return 0
