@@ -63,9 +63,13 @@ class ThreadReply:
                 channel=q.channel, thread_ts=q.thread_ts, text=text, blocks=blocks, unfurl_links=False
             )
             ts = str(response["ts"])
-        if not q.is_dm:
-            try:
-                await self.client.reactions_remove(channel=q.channel, timestamp=q.ts, name=WORKING_REACTION)
-            except SlackApiError:
-                pass  # already gone, or never added
         return ts
+
+    async def stop_working(self) -> None:
+        if self.question.is_dm:
+            return  # Slack clears the assistant status when the reply is posted
+        try:
+            await self.client.reactions_remove(channel=self.question.channel, timestamp=self.question.ts,
+                                               name=WORKING_REACTION)
+        except SlackApiError:
+            pass  # already gone, or never added

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
@@ -35,7 +36,7 @@ async def answer_question(question: Question, client: AsyncWebClient, services: 
         log.info("message %s/%s already taken: retry or duplicate delivery", question.channel, question.ts)
         return
     reply = ThreadReply(client, question, stream=settings.stream_answers)
-    await reply.show_working()
+    working = asyncio.create_task(reply.show_working())  # in parallel with retrieval
     history = (
         await services.store.thread_history(question.channel, question.thread_ts, settings.history_turns)
         if question.in_thread
@@ -55,6 +56,8 @@ async def answer_question(question: Question, client: AsyncWebClient, services: 
         ),
         on_token=reply.append,
     )
+    await working
     answer_ts = await reply.finish(answer)
     await services.store.set_answer_ts(answer.interaction_id, answer_ts)
     services.metrics.observe_answer(answer)
+    await reply.stop_working()
