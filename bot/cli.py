@@ -29,14 +29,21 @@ def build_parser() -> argparse.ArgumentParser:
     retrieval_cli.register(sub)
     bot_commands.register(sub)
     training_cli.register(sub)
-    sub.add_parser("config", help="print every setting, its default and what it does").set_defaults(
-        handler=config_command
-    )
+    config = sub.add_parser("config", help="print every setting, its default and what it does")
+    config.add_argument("--markdown", action="store_true", help="as a Markdown table (the README's reference)")
+    config.set_defaults(handler=config_command)
     return parser
 
 
 async def config_command(args: argparse.Namespace, settings: Settings) -> int:
-    for row in settings_reference():
+    rows = settings_reference()
+    if args.markdown:
+        print("| Variable | Default | What it does |\n|---|---|---|")
+        for row in rows:
+            default = f"`{row['default']}`" if row["default"] else "unset"
+            print(f"| `{row['env']}` | {default} | {row['help'].replace('|', '/')} |")
+        return 0
+    for row in rows:
         print(f"{row['env']}  (default: {row['default'] or 'unset'})\n    {row['help']}")
     return 0
 

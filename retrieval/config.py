@@ -48,6 +48,19 @@ class Settings(BaseSettings):
     )
     rrf_k: int = Field(default=60, ge=1, description="Reciprocal rank fusion constant.")
     hnsw_ef_search: int = Field(default=100, ge=1, description="pgvector hnsw.ef_search (recall/speed trade-off).")
+    fulltext_word_share: float = Field(
+        default=0.05,
+        gt=0,
+        le=1,
+        description="Full-text search: a question word in more than this share of the chunks is too common to "
+        "pick candidates (like a stop word); it still counts in their rank.",
+    )
+    fulltext_max_matches: int = Field(
+        default=2000,
+        ge=1,
+        description="Full-text search: the question words that pick candidates match about this many chunks at "
+        "most (the rarest word always picks); bounds the ranking work on a large wiki.",
+    )
 
     min_similarity: float = Field(
         default=0.2,
@@ -184,7 +197,7 @@ def settings_reference() -> list[dict[str, Any]]:
         rows.append(
             {
                 "env": ENV_PREFIX + name.upper(),
-                "default": "" if default is None else str(default),
+                "default": "" if default is None else str(default).replace(str(Path.home()), "~"),
                 "help": field.description or "",
             }
         )
