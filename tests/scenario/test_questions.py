@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import json
 
 import pytest
 
 from bot.answer import SOURCES_ONLY_LEAD
+from bot.cli import main
 from bot.prompt import NO_SOURCES_ANSWER
 from retrieval.config import Settings
 from retrieval.embed import Embedder
@@ -144,3 +146,19 @@ async def test_llm_down_answers_with_sources_and_a_note(wiki: WikiIndex, setting
     assert posted["text"] == SOURCES_ONLY_LEAD
     texts = " ".join(str(b) for b in posted["blocks"])
     assert "cannot reach the LLM" in texts and "Sources" in texts and "wiki.harborline.example" in texts
+
+
+async def test_ask_command_runs_the_same_pipeline_without_slack(wiki: WikiIndex, vllm_url: str, monkeypatch, capsys):
+    monkeypatch.setenv("WIKIBOT_DATABASE_URL", wiki.settings.database_url)
+    monkeypatch.setenv("WIKIBOT_LLM_BASE_URL", vllm_url)
+    monkeypatch.setenv("WIKIBOT_PROMPT_MAX_CHARS", "1500")
+    monkeypatch.setenv("WIKIBOT_LLM_MAX_TOKENS", "16")
+    args = ["ask", "what does AutoGuard Plus cover for windshields?", "--space", "products", "--json"]
+    assert await asyncio.to_thread(main, args) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["status"] == "answered" and out["model"] == BASE_MODEL_NAME and out["answer"]
+    assert all({"n", "title", "url"} <= set(c) for c in out["citations"])
+    async with wiki.db.connection() as conn:
+        cur = await conn.execute("SELECT source, spaces, question FROM interactions WHERE id = %s",
+                                 (out["interaction_id"],))
+        assert await cur.fetchone() == ("cli", ["products"], args[1])
