@@ -14,13 +14,15 @@ from bot import commands as bot_commands
 from bot.app import SlackNotConfigured
 from retrieval import cli as retrieval_cli
 from training import cli as training_cli
+from training import commands as training_commands
+from training.swap import SwapError
 from retrieval.config import Settings, settings_reference
 from retrieval.db import DatabaseError
 from retrieval.ingest.sources import SourceError
 from retrieval.store import EmbeddingModelMismatch
 
 # errors that are the user's to fix: printed as one line, exit status 2
-USER_ERRORS = (SourceError, DatabaseError, EmbeddingModelMismatch, SlackNotConfigured, ValueError)
+USER_ERRORS = (SourceError, DatabaseError, EmbeddingModelMismatch, SlackNotConfigured, SwapError, ValueError)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -29,6 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
     retrieval_cli.register(sub)
     bot_commands.register(sub)
     training_cli.register(sub)
+    training_commands.register(sub)
     config = sub.add_parser("config", help="print every setting, its default and what it does")
     config.add_argument("--markdown", action="store_true", help="as a Markdown table (the README's reference)")
     config.set_defaults(handler=config_command)

@@ -145,7 +145,7 @@ class BotStore:
             )
             corrections_7d = (await cur.fetchone())["n"]  # type: ignore[index]
             await cur.execute(
-                "SELECT version, name, status, (metrics->>'heldout_accuracy')::float AS accuracy"
+                "SELECT version, name, status, (metrics->'heldout'->>'accuracy')::float AS accuracy"
                 " FROM adapters ORDER BY version"
             )
             adapters = await cur.fetchall()

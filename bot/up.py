@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 
 import httpx
 from aiohttp import web
@@ -15,7 +16,7 @@ from aiohttp import web
 from bot.app import build_app
 from bot.server import serve, web_app
 from bot.services import BotServices
-from retrieval.config import Settings
+from retrieval.config import ENV_PREFIX, Settings
 from retrieval.db import redact
 from retrieval.sample import SAMPLE_WIKI, ingest_sample_wiki
 from training.vllm_server import serve_vllm
@@ -66,6 +67,7 @@ async def up(settings: Settings, port: int) -> int:
                 ),
             )
             settings = settings.model_copy(update={"llm_base_url": url})
+            os.environ[f"{ENV_PREFIX}LLM_BASE_URL"] = url  # the scheduler's jobs read their settings from it
         services = await stack.enter_async_context(BotServices.open(settings))
         say(f"database: {redact(services.index.db.url)}")
         counts = await services.index.store.counts()
@@ -82,6 +84,17 @@ async def up(settings: Settings, port: int) -> int:
             say(f"LLM: {settings.llm_base_url} is not answering ({problem}); answers list sources until it does")
         else:
             say(f"LLM: {settings.llm_base_url}, model {settings.llm_model}")
+
+        if settings.base_model:
+            from training.schedule import build_scheduler  # imports torch and TRL: only when training is on
+
+            scheduler = build_scheduler(settings, services.index.db)
+            scheduler.start()
+            stack.callback(scheduler.shutdown, wait=False)
+            say(f"training: scheduled '{settings.train_schedule}' on {settings.base_model}; `wikibot train --now` "
+                "runs one cycle now")
+        else:
+            say("training: off. Set WIKIBOT_BASE_MODEL (the model vLLM serves) to learn from feedback.")
 
         if settings.slack_bot_token and (settings.slack_signing_secret or settings.slack_app_token):
             say(f"Slack bot: serving on port {port}")

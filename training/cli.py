@@ -50,7 +50,7 @@ async def pairs_export(args: argparse.Namespace, settings: Settings) -> int:
 
 def summary(snapshot: DatasetSnapshot) -> str:
     s = snapshot.stats
-    since = f"since dataset {snapshot.previous_id}" if snapshot.previous_id else "(first dataset)"
+    since = f"since dataset {snapshot.previous_id}, the last trained on" if snapshot.previous_id else "(nothing trained yet)"
     lines = [f"dataset {snapshot.id}: {snapshot.pairs} pairs, {snapshot.new_pairs} new {since}"]
     for split, kinds in snapshot.splits.items():
         lines.append(f"  {split}: " + ", ".join(f"{kind} {n}" for kind, n in kinds.items()))

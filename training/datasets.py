@@ -75,7 +75,7 @@ class DatasetSnapshot:
     settings: dict[str, Any]
     splits: dict[str, dict[str, int]]  # pairs per split, per kind
     stats: dict[str, int]  # what the feedback gave (see training.pairs)
-    new_pairs: int  # pairs the previous snapshot did not have
+    new_pairs: int  # pairs the dataset of the last trained adapter did not have
     previous_id: int | None
 
     @property
@@ -103,8 +103,11 @@ async def build_snapshot(
         feedback = [FeedbackItem(*row) for row in await cur.fetchall()]
         built = build_pairs(answers, feedback, max_distractors)
 
-        cur = await conn.execute("SELECT max(id) FROM datasets")
-        (previous_id,) = await cur.fetchone()  # type: ignore[misc]
+        # "new" counts against what the last training run saw, so slow feedback still adds up to a run
+        cur = await conn.execute(
+            "SELECT dataset_id FROM adapters WHERE dataset_id IS NOT NULL ORDER BY version DESC LIMIT 1"
+        )
+        previous_id = row[0] if (row := await cur.fetchone()) else None
         settings = {"heldout_fraction": heldout_fraction, "max_distractors": max_distractors}
         cur = await conn.execute(
             "INSERT INTO datasets (settings, interaction_ids, feedback_ids) VALUES (%s, %s, %s)"

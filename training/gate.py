@@ -51,30 +51,39 @@ def completion_ids(
     """(prompt ids, completion ids) of a chat-templated pair, split where TRL's DPOTrainer splits them."""
     prompt_ids = tokenizer.apply_chat_template(prompt, add_generation_prompt=True, return_dict=True)["input_ids"]
     full_ids = tokenizer.apply_chat_template(prompt + completion, return_dict=True)["input_ids"]
-    split = next((i for i, (a, b) in enumerate(zip(prompt_ids, full_ids)) if a != b), min(len(prompt_ids), len(full_ids)))
+    split = min(len(prompt_ids), len(full_ids))
+    split = next((i for i, (a, b) in enumerate(zip(prompt_ids, full_ids)) if a != b), split)
     return full_ids[:split], full_ids[split:]
 
 
 @torch.no_grad()
 def _sequence_logps(model: torch.nn.Module, sequences: list[tuple[list[int], list[int]]], pad_id: int) -> list[float]:
-    """Sum of log p(completion token | everything before it) for each (prompt ids, completion ids)."""
+    """Sum of log p(completion token | everything before it) for each (prompt ids, completion ids).
+
+    Left padding puts every completion at the end, so logits are computed only for the last positions
+    (a full-vocabulary log-softmax over whole prompts would not fit a large model's batch in memory).
+    """
     device = next(model.parameters()).device
     results: list[float] = []
     for start in range(0, len(sequences), EVAL_BATCH_SIZE):
-        batch = sequences[start : start + EVAL_BATCH_SIZE]
-        width = max(len(p) + len(c) for p, c in batch)
+        batch = [p + c for p, c in sequences[start : start + EVAL_BATCH_SIZE]]
+        completion_lengths = [len(c) for _, c in sequences[start : start + EVAL_BATCH_SIZE]]
+        width, keep = max(map(len, batch)), max(completion_lengths)
         input_ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
         attention = torch.zeros((len(batch), width), dtype=torch.long)
-        completion = torch.zeros((len(batch), width), dtype=torch.bool)
-        for row, (p, c) in enumerate(batch):  # right padding
-            input_ids[row, : len(p) + len(c)] = torch.tensor(p + c)
-            attention[row, : len(p) + len(c)] = 1
-            completion[row, len(p) : len(p) + len(c)] = True
-        logits = model(input_ids=input_ids.to(device), attention_mask=attention.to(device)).logits.float()
-        logps = torch.log_softmax(logits[:, :-1], dim=-1)
-        targets = input_ids[:, 1:].to(device)
-        token_logps = logps.gather(-1, targets.unsqueeze(-1)).squeeze(-1)
-        results += (token_logps * completion[:, 1:].to(device)).sum(dim=1).tolist()
+        completion = torch.zeros((len(batch), keep), dtype=torch.bool)
+        for row, (ids, n) in enumerate(zip(batch, completion_lengths, strict=True)):
+            input_ids[row, width - len(ids) :] = torch.tensor(ids)
+            attention[row, width - len(ids) :] = 1
+            completion[row, keep - n :] = True
+        positions = (attention.cumsum(dim=1) - 1).clamp(min=0)  # as if each sequence were alone
+        logits = model(
+            input_ids=input_ids.to(device), attention_mask=attention.to(device), position_ids=positions.to(device),
+            logits_to_keep=keep + 1,
+        ).logits[:, :-1].float()  # position i predicts token i + 1: these predict the last `keep` tokens
+        targets = input_ids[:, width - keep :].to(device)
+        token_logps = torch.log_softmax(logits, dim=-1).gather(-1, targets.unsqueeze(-1)).squeeze(-1)
+        results += (token_logps * completion.to(device)).sum(dim=1).tolist()
     return results
 
 

@@ -45,7 +45,9 @@ def lora_config(settings: Settings) -> LoraConfig:
             "(the vLLM servers' --max-lora-rank): they would refuse the adapter"
         )
     if unservable := UNSERVABLE_MODULES.intersection(settings.lora_target_modules):
-        raise TrainingConfigError(f"WIKIBOT_LORA_TARGET_MODULES must not include {sorted(unservable)}: vLLM cannot serve them")
+        raise TrainingConfigError(
+            f"WIKIBOT_LORA_TARGET_MODULES must not include {sorted(unservable)}: vLLM cannot serve them"
+        )
     return LoraConfig(
         r=settings.lora_rank,
         lora_alpha=settings.lora_alpha,
@@ -76,6 +78,7 @@ def train_adapter(base_model: str, train_pairs: list[dict], out_dir: Path, setti
     peft_config = lora_config(settings)
     partial = out_dir.with_name(out_dir.name + ".partial")
     shutil.rmtree(partial, ignore_errors=True)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
     gpu = torch.cuda.is_available()
     bf16 = gpu and torch.cuda.is_bf16_supported()
     args = DPOConfig(
@@ -108,11 +111,14 @@ def train_adapter(base_model: str, train_pairs: list[dict], out_dir: Path, setti
     trainer.remove_callback(PrinterCallback)  # it prints every log dict; _LogProgress logs instead
     log.info("training %s on %d pairs (%s) into %s", base_model, len(train_pairs), "GPU" if gpu else "CPU", out_dir)
     started = time.perf_counter()
-    output = trainer.train()
-    seconds = time.perf_counter() - started
-    trainer.model.save_pretrained(partial)  # the adapter only: adapter_config.json + adapter_model.safetensors
-    partial.rename(out_dir)
-    losses = [entry["loss"] for entry in trainer.state.log_history if "loss" in entry]
-    result = TrainResult(steps=output.global_step, seconds=seconds, loss=losses[-1] if losses else output.training_loss)
+    try:
+        output = trainer.train()
+        seconds = time.perf_counter() - started
+        trainer.model.save_pretrained(partial)  # the adapter only: adapter_config.json + adapter_model.safetensors
+        partial.rename(out_dir)
+    finally:
+        shutil.rmtree(partial, ignore_errors=True)  # after a failure; gone already after the rename
+    losses = [entry["loss"] for entry in trainer.state.log_history if "loss" in entry]  # one per step
+    result = TrainResult(steps=output.global_step, seconds=seconds, loss=losses[-1])
     log.info("trained %s: %d steps in %.1fs, final loss %.4f", out_dir.name, result.steps, result.seconds, result.loss)
     return result

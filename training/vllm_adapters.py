@@ -60,6 +60,25 @@ class VLLMAdapters:
             await self.unload_everywhere(name)
             raise AdapterLoadError("; ".join(str(e) for e in errors))
 
+    async def canary(self, server: VLLMServer, name: str) -> None:
+        """One tiny chat completion with model=`name`: proves the server answers with the adapter."""
+        payload = {"model": name, "messages": [{"role": "user", "content": "ping"}], "max_tokens": 1}
+        try:
+            response = await self._post(server, "chat/completions", payload)
+        except httpx.HTTPError as exc:
+            raise AdapterLoadError(f"{server.base_url}: canary request to {name} failed: {exc}") from exc
+        if response.status_code != 200:
+            raise AdapterLoadError(
+                f"{server.base_url}: canary request to {name} failed: {response.status_code} {response.text}"
+            )
+
+    async def canary_everywhere(self, name: str) -> None:
+        """A canary request on every server; raise if any fails (the caller decides what to unload)."""
+        results = await asyncio.gather(*(self.canary(s, name) for s in self.servers), return_exceptions=True)
+        errors = [r for r in results if isinstance(r, BaseException)]
+        if errors:
+            raise AdapterLoadError("; ".join(str(e) for e in errors))
+
     async def unload_everywhere(self, name: str) -> None:
         await asyncio.gather(*(self.unload(s, name) for s in self.servers), return_exceptions=True)
 

@@ -1,25 +1,47 @@
-"""Synthetic DPO preference pairs built from the sample wiki, in TRL's conversational format.
+"""Synthetic preference data built from the sample wiki: DPO pairs, or the answers and corrections that make them.
 
-Each pair answers a labelled question from a prompt built exactly like the bot's (two numbered sources:
-the right page and a look-alike page of the same space, in random order). The chosen answer quotes the
-right page and cites its number; the rejected one hedges, then quotes the distractor and cites that (a
-style that a tiny model learns in a few steps, so held-out prompts show the training too).
+Each item answers a labelled question from a prompt built exactly like the bot's (two numbered sources: the
+right page and a look-alike page of the same space, in random order). The good answer quotes the right page
+and cites its number; the bad one hedges, then quotes the distractor and cites that (a style a tiny model
+learns in a few steps, so that held-out prompts show the training too).
 """
 
 from __future__ import annotations
 
 import random
 import re
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import frontmatter
+from psycopg.types.json import Jsonb
 
 from bot.prompt import Source, build_messages
+from retrieval.db import Database
 from retrieval.sample import SAMPLE_BASE_URL, SAMPLE_WIKI, labelled_questions
 
+HEDGE = "I am not sure, but I think that "
 _LINK = re.compile(r"\[([^\]]*)\]\([^)]*\)")
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
-HEDGE = "I am not sure, but I think that "
+
+
+@dataclass(frozen=True)
+class SyntheticAnswer:
+    question: str
+    prompt: list[dict[str, str]]
+    sources: list[dict[str, Any]]
+    good: str
+    bad: str
+    bad_cites: int
+
+    def pair(self) -> dict[str, Any]:
+        """In TRL's conversational preference format, like `training.datasets.load_pairs` gives."""
+        return {
+            "prompt": self.prompt,
+            "chosen": [{"role": "assistant", "content": self.good}],
+            "rejected": [{"role": "assistant", "content": self.bad}],
+        }
 
 
 def _lead(page: Path) -> tuple[str, str]:
@@ -30,13 +52,13 @@ def _lead(page: Path) -> tuple[str, str]:
     return str(post["title"]), _SENTENCE_END.split(text)[0]
 
 
-def wiki_preference_pairs(count: int, seed: int = 0) -> list[dict]:
-    """`count` pairs (at most one per labelled question), deterministic for a seed."""
+def wiki_answers(count: int, seed: int = 0) -> list[SyntheticAnswer]:
+    """`count` items (at most one per labelled question), deterministic for a seed."""
     rng = random.Random(seed)
     pages = {f"{p.parent.name}/{p.stem}": p for p in (SAMPLE_WIKI / "pages").rglob("*.md")}
     questions = labelled_questions()
     rng.shuffle(questions)
-    pairs = []
+    items = []
     for question in questions[:count]:
         right = question.pages[0]
         space = right.split("/")[0]
@@ -44,13 +66,39 @@ def wiki_preference_pairs(count: int, seed: int = 0) -> list[dict]:
         order = [right, distractor] if rng.random() < 0.5 else [distractor, right]
         leads = {key: _lead(pages[key]) for key in order}
         sources = [
-            Source(n, 0, 0, space, leads[key][0], "", f"{SAMPLE_BASE_URL}{key}/", leads[key][1], 1.0)
+            Source(n, n, n, space, leads[key][0], "", f"{SAMPLE_BASE_URL}{key}/", leads[key][1], 1.0)
             for n, key in enumerate(order, start=1)
         ]
-        prompt = build_messages(question.question, sources, company="Harborline")
+        good_n, bad_n = order.index(right) + 1, order.index(distractor) + 1
+        items.append(
+            SyntheticAnswer(
+                question=question.question,
+                prompt=build_messages(question.question, sources, company="Harborline"),
+                sources=[s.as_dict() for s in sources],
+                good=f"{leads[right][1]} [{good_n}]",
+                bad=f"{HEDGE}{leads[distractor][1]} [{bad_n}]",
+                bad_cites=bad_n,
+            )
+        )
+    return items
 
-        def answer(key: str, lead_in: str = "") -> list[dict[str, str]]:
-            return [{"role": "assistant", "content": f"{lead_in}{leads[key][1]} [{order.index(key) + 1}]"}]
 
-        pairs.append({"prompt": prompt, "chosen": answer(right), "rejected": answer(distractor, HEDGE)})
-    return pairs
+def wiki_preference_pairs(count: int, seed: int = 0) -> list[dict[str, Any]]:
+    return [item.pair() for item in wiki_answers(count, seed)]
+
+
+async def log_corrected_answers(db: Database, items: list[SyntheticAnswer]) -> None:
+    """Log each bad answer as the bot's, with a user's correction that is the good one (as Slack would)."""
+    async with db.connection() as conn, conn.transaction():
+        for item in items:
+            cur = await conn.execute(
+                "INSERT INTO interactions (source, question, prompt_messages, sources, cited, answer, status)"
+                " VALUES ('cli', %s, %s, %s, %s, %s, 'answered') RETURNING id",
+                (item.question, Jsonb(item.prompt), Jsonb(item.sources), [item.bad_cites], item.bad),
+            )
+            (interaction_id,) = await cur.fetchone()  # type: ignore[misc]
+            await conn.execute(
+                "INSERT INTO feedback (interaction_id, user_id, kind, via, text)"
+                " VALUES (%s, 'U1', 'correction', 'modal', %s)",
+                (interaction_id, item.good),
+            )

@@ -104,8 +104,15 @@ async def test_snapshots_are_versioned_and_record_what_went_in(db: Database):
         "rejected": [{"role": "assistant", "content": "Your manager [1]."}],
     }
 
+    untrained = await build_snapshot(db, heldout_fraction=0.5)
+    assert (untrained.previous_id, untrained.new_pairs) == (None, 5), "nothing trained yet: every pair is new"
+    async with db.connection() as conn:  # a training run used the first snapshot
+        await conn.execute(
+            "INSERT INTO adapters (version, name, path, dataset_id, status) VALUES (1, 'wiki-v1', '/a', %s, 'rejected')",
+            (first.id,),
+        )
     again = await build_snapshot(db, heldout_fraction=0.5)
-    assert (again.id, again.previous_id, again.new_pairs, again.pairs) == (first.id + 1, first.id, 0, 5)
+    assert (again.id, again.previous_id, again.new_pairs, again.pairs) == (first.id + 2, first.id, 0, 5)
     assert await latest_snapshot(db) == again
 
     await give(db, disliked, "U3", "rating", value=1, via="reaction:+1", event_ts=3)
@@ -151,7 +158,7 @@ async def test_the_cli_builds_and_exports_trl_jsonl(db: Database, settings: Sett
     args = parser.parse_args(["pairs", "build", "--json"])
     assert await args.handler(args, settings) == 0
     built = json.loads(capsys.readouterr().out)
-    assert built["new_pairs"] == 0 and built["pairs"] == sum(sum(k.values()) for k in built["splits"].values())
+    assert built["pairs"] == sum(sum(k.values()) for k in built["splits"].values())
 
     out = tmp_path / "train.jsonl"
     args = parser.parse_args(["pairs", "export", str(out)])
@@ -165,7 +172,8 @@ async def test_the_cli_builds_and_exports_trl_jsonl(db: Database, settings: Sett
 
     args = parser.parse_args(["pairs", "build"])
     assert await args.handler(args, settings) == 0
-    assert f"0 new since dataset {built['id']}" in capsys.readouterr().out
+    expected = f"{built['new_pairs']} new since dataset {built['previous_id']}"  # the last trained adapter's
+    assert expected in capsys.readouterr().out
 
     args = parser.parse_args(["pairs", "export", str(out), "--dataset", "9999", "--split", "heldout"])
     with pytest.raises(DatasetNotFound, match="no dataset 9999"):

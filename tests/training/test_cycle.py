@@ -1,0 +1,150 @@
+"""Whole training cycles: logged corrections -> snapshot -> real DPO training -> gate -> hot swap into vLLM.
+
+The tests share one database and run in order: a promoted adapter, a rejected one, a killed run, the CLI.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from retrieval.config import Settings
+from retrieval.db import Database
+from tests.conftest import ROOT
+from tests.support.preference_pairs import log_corrected_answers, wiki_answers
+from training import commands
+from training.cycle import run_cycle
+from training.registry import AdapterRegistry, training_lock
+
+pytestmark = pytest.mark.slow
+
+FEW_STEPS = {"train_epochs": 0.5}  # enough to produce an adapter when the test is not about its quality
+
+
+@pytest.fixture(scope="module")
+async def logged(db: Database) -> Database:
+    """20 answers the bot gave, each corrected by a user: 40 pairs (corrections and distractors)."""
+    await log_corrected_answers(db, wiki_answers(20))
+    return db
+
+
+async def served(vllm_url: str) -> set[str]:
+    async with httpx.AsyncClient(timeout=30) as client:
+        return {m["id"] for m in (await client.get(f"{vllm_url}/models")).json()["data"]}
+
+
+async def test_a_cycle_skips_while_another_holds_the_lock(logged: Database, training_settings: Settings):
+    async with training_lock(logged) as taken:
+        assert taken
+        report = await run_cycle(training_settings, logged, force=True)
+    assert report.status == "busy" and "in progress" in report.message
+    assert await AdapterRegistry(logged).list() == []
+
+
+async def test_a_cycle_trains_gates_and_promotes(logged: Database, training_settings: Settings, vllm_url: str):
+    report = await run_cycle(training_settings.model_copy(update={"train_epochs": 2.0}), logged)
+
+    assert report.status == "promoted", report.summary()
+    assert (report.adapter, report.previous, report.new_pairs) == ("wiki-v1", None, 40)
+    assert report.candidate["accuracy"] >= report.baseline["accuracy"]  # type: ignore[index]
+    assert report.candidate["mean_margin"] > report.baseline["mean_margin"]  # type: ignore[index]
+    active = await AdapterRegistry(logged).active()
+    assert active is not None and active.name == "wiki-v1" and active.dataset_id == report.dataset_id
+    assert set(active.metrics) == {"dataset_id", "train", "heldout", "baseline", "gate"}
+    assert active.metrics["baseline"]["model"] == "base" and active.metrics["gate"].startswith("passed")
+    assert (Path(active.path) / "adapter_config.json").is_file()
+    assert "wiki-v1" in await served(vllm_url)
+
+
+async def test_a_rejected_adapter_leaves_the_active_one(logged: Database, training_settings: Settings, vllm_url: str):
+    strict = training_settings.model_copy(update={"gate_min_accuracy_delta": 2.0, **FEW_STEPS})
+    report = await run_cycle(strict, logged)
+    assert report.status == "skipped" and report.new_pairs == 0, "no new feedback since the last dataset"
+
+    report = await run_cycle(strict, logged, force=True)
+    assert report.status == "rejected" and report.adapter == "wiki-v2"
+    assert report.baseline["model"] == "wiki-v1"  # type: ignore[index]  # gated against the active adapter
+    registry = AdapterRegistry(logged)
+    rejected = await registry.get(2)
+    assert rejected.status == "rejected" and rejected.error and "below the gate" in rejected.error
+    assert (await registry.active()).name == "wiki-v1"  # type: ignore[union-attr]
+    assert "wiki-v2" not in await served(vllm_url)
+
+
+def _start_killable_cycle(settings: Settings) -> subprocess.Popen[bytes]:
+    """`run_cycle(force=True)` in a process of its own, configured like `wikibot train --now --force`."""
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+    for name in ("data_dir", "database_url", "base_model", "llm_base_url", "train_max_length",
+                 "train_batch_size", "train_learning_rate", "lora_rank", "lora_alpha"):  # fmt: skip
+        env[f"WIKIBOT_{name.upper()}"] = str(getattr(settings, name))
+    env["WIKIBOT_VLLM_URLS"] = json.dumps(settings.vllm_urls)
+    env["WIKIBOT_TRAIN_EPOCHS"] = "50"  # long enough to be killed midway
+    code = (
+        "import asyncio\n"
+        "from retrieval.config import Settings\n"
+        "from retrieval.db import Database\n"
+        "from training.cycle import run_cycle\n"
+        "async def main():\n"
+        "    settings = Settings()\n"
+        "    async with Database.open(settings) as db:\n"
+        "        await run_cycle(settings, db, force=True)\n"
+        "asyncio.run(main())\n"
+    )
+    return subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, env=env, start_new_session=True)
+
+
+async def test_a_killed_run_leaves_the_active_adapter_and_is_cleaned_up(
+    logged: Database, training_settings: Settings, vllm_url: str
+):
+    registry = AdapterRegistry(logged)
+    process = _start_killable_cycle(training_settings)
+    try:
+        deadline = time.monotonic() + 120
+        while not list(training_settings.adapters_dir.glob("wiki-v3.partial")):  # training has begun
+            assert process.poll() is None and time.monotonic() < deadline, "the training run did not start"
+            await asyncio.sleep(0.5)
+        await asyncio.sleep(1.0)
+    finally:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+
+    assert (await registry.get(3)).status == "training", "left behind by the killed run"
+    assert (await registry.active()).name == "wiki-v1"  # type: ignore[union-attr]
+    assert "wiki-v1" in await served(vllm_url)
+
+    report = await run_cycle(training_settings, logged)
+    assert report.status == "skipped" and report.recovered == ["wiki-v3"]
+    killed = await registry.get(3)
+    assert killed.status == "failed" and "interrupted" in (killed.error or "")
+    assert not Path(killed.path).exists() and not Path(killed.path + ".partial").exists()
+    assert (await registry.active()).name == "wiki-v1"  # type: ignore[union-attr]
+
+
+async def test_commands(logged: Database, training_settings: Settings, vllm_url: str, capsys: pytest.CaptureFixture):
+    assert await commands.train_command(argparse.Namespace(force=False, json=True), training_settings) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["status"] == "skipped" and report["new_pairs"] == 0
+
+    assert await commands.adapters_list(argparse.Namespace(json=True), training_settings) == 0
+    listed = {a["name"]: a["status"] for a in json.loads(capsys.readouterr().out)}
+    assert listed == {"wiki-v1": "active", "wiki-v2": "rejected", "wiki-v3": "failed"}
+
+    assert await commands.adapters_promote(argparse.Namespace(version=2), training_settings) == 0
+    assert "wiki-v2 is active (was wiki-v1)" in capsys.readouterr().out
+    assert "wiki-v2" in await served(vllm_url)
+    assert await commands.adapters_rollback(argparse.Namespace(), training_settings) == 0
+    assert "wiki-v1 is active (was wiki-v2)" in capsys.readouterr().out
+
+    assert await commands.adapters_list(argparse.Namespace(json=False), training_settings) == 0
+    table = capsys.readouterr().out
+    assert "wiki-v1    active" in table and "interrupted" in table

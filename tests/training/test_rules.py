@@ -1,0 +1,92 @@
+"""Pure rules, no model or database: the promotion gate, the adapter's shape, the scheduler's URL and crontab."""
+
+from __future__ import annotations
+
+import pytest
+
+from retrieval.config import Settings
+from training.gate import GateMetrics, decide
+from training.schedule import crontab_trigger, sqlalchemy_url
+from training.train import TrainingConfigError, lora_config
+
+BASE = GateMetrics(accuracy=0.6, mean_margin=1.0, n=10)
+
+
+def rules(accuracy_delta: float = 0.0, margin_delta: float = 0.0) -> Settings:
+    return Settings(gate_min_accuracy_delta=accuracy_delta, gate_min_margin_delta=margin_delta)
+
+
+@pytest.mark.parametrize(
+    ("candidate", "accuracy_delta", "margin_delta", "promote"),
+    [
+        (GateMetrics(0.7, 2.0, 10), 0.0, 0.0, True),  # better on both
+        (GateMetrics(0.6, 1.0, 10), 0.0, 0.0, True),  # equal passes with zero deltas
+        (GateMetrics(0.7, 0.9, 10), 0.0, 0.0, False),  # more accurate, smaller margin
+        (GateMetrics(0.5, 3.0, 10), 0.0, 0.0, False),  # bigger margin, less accurate
+        (GateMetrics(0.7, 2.0, 10), 0.2, 0.0, False),  # short of the required accuracy gain
+        (GateMetrics(0.8, 2.0, 10), 0.2, 0.5, True),  # exactly the required gains
+        (GateMetrics(0.8, 1.4, 10), 0.2, 0.5, False),  # short of the required margin gain
+        (GateMetrics(0.5, 0.5, 10), -0.2, -1.0, True),  # negative deltas tolerate a small regression
+        (GateMetrics(0.0, 0.0, 0), -1.0, -100.0, False),  # nothing held out: never promoted
+    ],
+)
+def test_decide(candidate: GateMetrics, accuracy_delta: float, margin_delta: float, promote: bool):
+    decision = decide(candidate, BASE, rules(accuracy_delta, margin_delta))
+    assert decision.promote is promote
+    assert decision.reason.startswith("passed" if promote else ("below" if candidate.n else "no held-out"))
+
+
+def test_decide_reason_gives_the_figures():
+    reason = decide(GateMetrics(0.5, 0.25, 8), BASE, rules(0.1, 0.5)).reason
+    assert "accuracy 0.500 (need >= 0.700)" in reason and "margin 0.250 (need >= 1.500)" in reason
+    assert "8 held-out pairs" in reason
+
+
+def test_lora_config_is_what_vllm_serves():
+    config = lora_config(Settings(lora_rank=8, lora_alpha=16))
+    assert (config.r, config.lora_alpha, config.bias, config.use_dora) == (8, 16, "none", False)
+    assert not config.modules_to_save
+    assert set(config.target_modules) == set(Settings().lora_target_modules)
+
+
+def test_rank_above_the_servers_max_is_refused():
+    with pytest.raises(TrainingConfigError, match="LORA_RANK=32 exceeds WIKIBOT_VLLM_MAX_LORA_RANK=16"):
+        lora_config(Settings(lora_rank=32, vllm_max_lora_rank=16))
+
+
+def test_adapting_lm_head_is_refused():
+    with pytest.raises(TrainingConfigError, match="lm_head"):
+        lora_config(Settings(lora_target_modules=["q_proj", "lm_head"]))
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("postgresql://postgres:@/postgres?host=/tmp/pg",
+         {"user": "postgres", "dbname": "postgres", "host": "/tmp/pg"}),
+        ("user=postgres dbname=wikibot host=/tmp/pg", {"user": "postgres", "dbname": "wikibot", "host": "/tmp/pg"}),
+        ("postgres://bot:s3cret@db.internal:5433/wikibot",
+         {"user": "bot", "password": "s3cret", "host": "db.internal", "port": "5433", "dbname": "wikibot"}),
+    ],
+)  # fmt: skip
+def test_scheduler_database_url(url: str, expected: dict[str, str]):
+    converted = sqlalchemy_url(url)
+    assert converted.drivername == "postgresql+psycopg"
+    assert dict(converted.query) == expected
+
+
+@pytest.mark.parametrize(
+    ("expr", "day_of_week"),
+    [
+        ("0 3 * * *", "*"),
+        ("0 3 * * 0", "sun"),  # crontab's Sunday (APScheduler 3 alone would read Monday)
+        ("0 3 * * 7", "sun"),
+        ("0 3 * * 1-5", "mon,tue,wed,thu,fri"),
+        ("0 3 * * 0,6", "sun,sat"),
+        ("0 3 * * */3", "sun,wed,sat"),
+        ("0 3 * * mon-fri", "mon-fri"),
+    ],
+)
+def test_crontab_weekdays_count_from_sunday(expr: str, day_of_week: str):
+    fields = {f.name: str(f) for f in crontab_trigger(expr).fields}
+    assert fields["day_of_week"] == day_of_week and (fields["hour"], fields["minute"]) == ("3", "0")

@@ -1,0 +1,201 @@
+"""Hot-swapping adapters into a real vLLM server: no dropped requests, all-or-nothing loads, reconcile, margins."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import shutil
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from retrieval.config import Settings
+from retrieval.db import Database
+from tests.conftest import BASE_MODEL_NAME
+from tests.training.conftest import TRAINED_PAIRS
+from training.gate import evaluate
+from training.registry import NAME_PREFIX, Adapter, AdapterRegistry, RegistryError
+from training.swap import SwapError, activate, reconcile, rollback, vllm_servers
+from training.vllm_logprobs import served_margin
+from training.vllm_server import free_port
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+async def registry(db: Database, training_settings: Settings, vllm_url: str) -> AsyncIterator[AdapterRegistry]:
+    """An empty registry and a vLLM serving no wiki-v* adapter."""
+    async with db.connection() as conn:
+        await conn.execute("DELETE FROM adapters")
+    shutil.rmtree(training_settings.adapters_dir, ignore_errors=True)
+    for name in await served(vllm_url):
+        if name.startswith(NAME_PREFIX):
+            await vllm_servers(training_settings).unload_everywhere(name)
+    yield AdapterRegistry(db)
+
+
+async def candidate(registry: AdapterRegistry, settings: Settings, trained_adapter: Path) -> Adapter:
+    """A new version whose directory holds (a copy of) the trained adapter."""
+    adapter = await registry.create(settings.adapters_dir, None)
+    shutil.copytree(trained_adapter, adapter.path)
+    await registry.set_candidate(adapter.version, {})
+    return adapter
+
+
+async def served(vllm_url: str) -> set[str]:
+    async with httpx.AsyncClient(timeout=30) as client:
+        return {m["id"] for m in (await client.get(f"{vllm_url}/models")).json()["data"]}
+
+
+async def chat(client: httpx.AsyncClient, vllm_url: str, model: str, max_tokens: int = 4) -> httpx.Response:
+    messages = [{"role": "user", "content": "How many days of bereavement leave for a grandparent?"}]
+    payload = {"model": model, "messages": messages, "max_tokens": max_tokens, "temperature": 0}
+    return await client.post(f"{vllm_url}/chat/completions", json=payload)
+
+
+async def test_swap_serves_the_new_adapter_and_retires_the_old(
+    registry: AdapterRegistry, training_settings: Settings, trained_adapter: Path, vllm_url: str
+):
+    v1 = await candidate(registry, training_settings, trained_adapter)
+    report = await activate(training_settings, registry.db, v1.version)
+    assert (report.activated, report.retired, report.servers) == ("wiki-v1", None, [vllm_url])
+    v2 = await candidate(registry, training_settings, trained_adapter)
+    report = await activate(training_settings, registry.db, v2.version)
+    assert (report.activated, report.retired) == ("wiki-v2", "wiki-v1")
+
+    assert {"wiki-v1", "wiki-v2", BASE_MODEL_NAME} <= await served(vllm_url), "the old one stays for the grace period"
+    async with httpx.AsyncClient(timeout=60) as client:
+        response = await chat(client, vllm_url, "wiki-v2")
+    assert response.status_code == 200 and response.json()["model"] == "wiki-v2"
+    statuses = {a.name: a.status for a in await registry.list()}
+    assert statuses == {"wiki-v1": "retired", "wiki-v2": "active"}
+
+    await reconcile(training_settings, registry.db)
+    assert "wiki-v1" in await served(vllm_url), "still within WIKIBOT_ADAPTER_UNLOAD_GRACE_SECONDS"
+    done = await reconcile(training_settings.model_copy(update={"adapter_unload_grace_seconds": 0}), registry.db)
+    assert done.unloaded == [f"wiki-v1@{vllm_url}"] and not done.reloaded
+    assert "wiki-v1" not in await served(vllm_url) and "wiki-v2" in await served(vllm_url)
+    assert Path(v1.path).is_dir(), "adapter directories are never deleted by a swap"
+
+
+async def test_requests_in_flight_during_a_swap_all_succeed(
+    registry: AdapterRegistry, training_settings: Settings, trained_adapter: Path, vllm_url: str
+):
+    v1 = await candidate(registry, training_settings, trained_adapter)
+    await activate(training_settings, registry.db, v1.version)
+    v2 = await candidate(registry, training_settings, trained_adapter)
+    rng = random.Random(0)
+    loop = asyncio.get_running_loop()
+
+    async def ask(client: httpx.AsyncClient, model: str | None) -> tuple[str, int, float]:
+        if model is None:  # like the bot: read the active adapter when the question comes
+            await asyncio.sleep(rng.uniform(0, 1.0))
+            active = await registry.active()
+            model = active.name if active else BASE_MODEL_NAME
+        response = await chat(client, vllm_url, model, max_tokens=16)
+        return model, response.status_code, loop.time()
+
+    async with httpx.AsyncClient(timeout=120) as client:
+        sent = [asyncio.create_task(ask(client, "wiki-v1")) for _ in range(10)]  # already sent with the old name
+        sent += [asyncio.create_task(ask(client, None)) for _ in range(10)]
+        await asyncio.sleep(0.1)
+        await activate(training_settings, registry.db, v2.version)
+        swapped_at = loop.time()
+        results = await asyncio.gather(*sent)
+        after = await chat(client, vllm_url, "wiki-v2")
+    assert [status for _, status, _ in results] == [200] * 20
+    assert {model for model, _, _ in results} <= {"wiki-v1", "wiki-v2"}
+    assert any(model == "wiki-v1" and done > swapped_at for model, _, done in results), "some were in flight"
+    assert after.status_code == 200
+
+
+async def test_a_failed_load_on_one_server_changes_nothing(
+    registry: AdapterRegistry, training_settings: Settings, trained_adapter: Path, vllm_url: str
+):
+    v1 = await candidate(registry, training_settings, trained_adapter)
+    await activate(training_settings, registry.db, v1.version)
+    v2 = await candidate(registry, training_settings, trained_adapter)
+    dead = f"http://127.0.0.1:{free_port()}/v1"
+    two_servers = training_settings.model_copy(update={"vllm_urls": [vllm_url, dead], "llm_timeout": 5.0})
+
+    with pytest.raises(SwapError, match="wiki-v2 was not activated"):
+        await activate(two_servers, registry.db, v2.version)
+    assert (await registry.active()).name == "wiki-v1"  # type: ignore[union-attr]
+    assert (await registry.get(v2.version)).status == "candidate"
+    assert "wiki-v2" not in await served(vllm_url), "unloaded from the server that had loaded it"
+    assert "wiki-v1" in await served(vllm_url)
+
+
+async def test_a_broken_adapter_fails_the_canary_or_load_and_changes_nothing(
+    registry: AdapterRegistry, training_settings: Settings, trained_adapter: Path, vllm_url: str
+):
+    v1 = await candidate(registry, training_settings, trained_adapter)
+    shutil.rmtree(v1.path)  # e.g. a directory the servers cannot read
+    with pytest.raises(SwapError):
+        await activate(training_settings, registry.db, v1.version)
+    assert await registry.active() is None
+    assert "wiki-v1" not in await served(vllm_url)
+
+
+async def test_the_active_or_a_failed_adapter_cannot_be_promoted(
+    registry: AdapterRegistry, training_settings: Settings, trained_adapter: Path, vllm_url: str
+):
+    v1 = await candidate(registry, training_settings, trained_adapter)
+    await activate(training_settings, registry.db, v1.version)
+    with pytest.raises(RegistryError, match="wiki-v1 cannot be promoted: it is active"):
+        await activate(training_settings, registry.db, v1.version)
+    assert "wiki-v1" in await served(vllm_url), "still served"
+    v2 = await candidate(registry, training_settings, trained_adapter)
+    await registry.set_failed(v2.version, "boom")
+    with pytest.raises(RegistryError, match="it is failed"):
+        await activate(training_settings, registry.db, v2.version)
+    assert "wiki-v2" not in await served(vllm_url)
+
+
+async def test_reconcile_reloads_the_active_adapter_a_restarted_server_lost(
+    registry: AdapterRegistry, training_settings: Settings, trained_adapter: Path, vllm_url: str
+):
+    v1 = await candidate(registry, training_settings, trained_adapter)
+    await activate(training_settings, registry.db, v1.version)
+    await vllm_servers(training_settings).unload_everywhere("wiki-v1")  # what a restart does
+    assert "wiki-v1" not in await served(vllm_url)
+
+    done = await reconcile(training_settings, registry.db)
+    assert done.reloaded == [vllm_url]
+    async with httpx.AsyncClient(timeout=60) as client:
+        assert (await chat(client, vllm_url, "wiki-v1")).status_code == 200
+    assert (await reconcile(training_settings, registry.db)).reloaded == [], "nothing to do the second time"
+
+
+async def test_rollback_serves_the_parent_again(
+    registry: AdapterRegistry, training_settings: Settings, trained_adapter: Path, vllm_url: str
+):
+    v1 = await candidate(registry, training_settings, trained_adapter)
+    await activate(training_settings, registry.db, v1.version)
+    v2 = await candidate(registry, training_settings, trained_adapter)
+    await activate(training_settings, registry.db, v2.version)
+    await vllm_servers(training_settings).unload_everywhere("wiki-v1")  # unloaded after its grace period
+
+    report = await rollback(training_settings, registry.db)
+    assert (report.activated, report.retired) == ("wiki-v1", "wiki-v2")
+    assert "wiki-v1" in await served(vllm_url), "loaded again before it became active"
+    assert (await registry.active()).name == "wiki-v1"  # type: ignore[union-attr]
+    report = await rollback(training_settings, registry.db)
+    assert (report.activated, report.retired) == (None, "wiki-v1")
+    assert await registry.active() is None
+
+
+async def test_served_margin_of_the_trained_adapter_beats_the_base(
+    registry: AdapterRegistry, training_settings: Settings, trained_adapter: Path, vllm_url: str,
+    tiny_model: Path, preference_pairs: list[dict],
+):  # fmt: skip
+    v1 = await candidate(registry, training_settings, trained_adapter)
+    await activate(training_settings, registry.db, v1.version)
+    trained_prompts = preference_pairs[:TRAINED_PAIRS][:8]
+    base = await served_margin(vllm_url, BASE_MODEL_NAME, trained_prompts, base_model=str(tiny_model))
+    tuned = await served_margin(vllm_url, "wiki-v1", trained_prompts, base_model=str(tiny_model))
+    assert tuned > base
+    in_process = evaluate(str(tiny_model), v1.path, trained_prompts).mean_margin
+    assert tuned == pytest.approx(in_process, abs=1e-2), "vLLM scores the same tokens as the gate"

@@ -1,0 +1,65 @@
+"""Real TRL DPO training of a LoRA adapter on the tiny model, and the gate's metrics of it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from retrieval.config import Settings
+from tests.training.conftest import TINY_TRAINING, TRAINED_PAIRS, TrainedAdapter, sha256
+from training.gate import evaluate
+from training.train import train_adapter
+
+pytestmark = pytest.mark.slow
+BASE_FILES = ("chat_template.jinja", "config.json", "generation_config.json", "model.safetensors", "tokenizer.json",
+              "tokenizer_config.json")  # fmt: skip
+
+
+def test_adapter_is_written_alone_and_servable(trained_adapter: Path):
+    config = json.loads((trained_adapter / "adapter_config.json").read_text())
+    assert config["r"] == TINY_TRAINING["lora_rank"] and config["lora_alpha"] == TINY_TRAINING["lora_alpha"]
+    assert config["bias"] == "none" and not config["use_dora"] and not config["modules_to_save"]
+    assert "lm_head" not in config["target_modules"]
+    weights = load_file(trained_adapter / "adapter_model.safetensors")
+    assert weights and all("lora_A" in k or "lora_B" in k for k in weights), "LoRA weights only"
+    assert not list(trained_adapter.parent.glob("*.partial")), "the partial directory was renamed into place"
+    assert not (trained_adapter / "model.safetensors").exists()
+
+
+def test_lora_weights_changed_and_base_untouched(trained: TrainedAdapter, tiny_model: Path):
+    weights = load_file(trained.path / "adapter_model.safetensors")
+    lora_b = [w for k, w in weights.items() if "lora_B" in k]
+    assert lora_b and all(torch.count_nonzero(w) > 0 for w in lora_b), "lora_B starts at zero: training moved it"
+    assert sha256(tiny_model / "model.safetensors") == trained.base_sha256
+    assert sorted(p.name for p in tiny_model.iterdir()) == sorted(BASE_FILES)
+
+
+def test_train_result(trained: TrainedAdapter):
+    steps_per_epoch = -(-TRAINED_PAIRS // TINY_TRAINING["train_batch_size"])
+    assert trained.result.steps == steps_per_epoch * TINY_TRAINING["train_epochs"]
+    assert trained.result.seconds > 0
+    assert 0 < trained.result.loss < 0.6931, "below log(2), the DPO loss before any training"
+
+
+def test_margin_grows_on_trained_and_unseen_prompts(
+    trained_adapter: Path, tiny_model: Path, preference_pairs: list[dict]
+):
+    for pairs in (preference_pairs[:TRAINED_PAIRS], preference_pairs[TRAINED_PAIRS : TRAINED_PAIRS + 12]):
+        base = evaluate(str(tiny_model), None, pairs)
+        tuned = evaluate(str(tiny_model), str(trained_adapter), pairs)
+        assert base.n == tuned.n == len(pairs)
+        assert tuned.mean_margin > base.mean_margin
+        assert tuned.accuracy >= base.accuracy
+
+
+def test_evaluate_with_no_pairs(tiny_model: Path):
+    assert evaluate(str(tiny_model), None, []).n == 0
+
+
+def test_never_overwrites_an_adapter_directory(trained_adapter: Path, tiny_model: Path, preference_pairs: list[dict]):
+    with pytest.raises(FileExistsError):
+        train_adapter(str(tiny_model), preference_pairs[:2], trained_adapter, Settings(**TINY_TRAINING))

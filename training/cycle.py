@@ -1,0 +1,136 @@
+"""One training run: snapshot the pairs, train a new adapter version, gate it, swap it in if it passes.
+
+One run at a time across processes (a PostgreSQL advisory lock; a second run skips). The registry row is
+created before training ('training') and changed only by single statements, and the active adapter changes
+only in `promote`'s transaction after every server serves the new one: a run killed at any moment leaves the
+active adapter serving. The next run marks what a killed one left ('training', 'candidate') as 'failed',
+deletes the directories of those that never left training (no server ever loaded them) and unloads the rest.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import shutil
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from retrieval.config import Settings
+from retrieval.db import Database
+from training.datasets import build_snapshot, load_pairs
+from training.gate import GateMetrics, decide, evaluate
+from training.registry import AdapterRegistry, training_lock
+from training.swap import activate, unload_stale
+from training.train import train_adapter
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class CycleReport:
+    status: str  # busy | skipped | rejected | promoted | failed
+    message: str
+    recovered: list[str] = field(default_factory=list)  # adapters a killed run left behind, now 'failed'
+    dataset_id: int | None = None
+    new_pairs: int | None = None
+    adapter: str | None = None
+    train: dict[str, Any] | None = None
+    candidate: dict[str, Any] | None = None  # held-out metrics of the new adapter
+    baseline: dict[str, Any] | None = None  # ... of the active adapter (or the base model)
+    previous: str | None = None  # the adapter it replaced
+    seconds: float = 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def summary(self) -> str:
+        lines = [f"{self.status}: {self.message}"]
+        if self.recovered:
+            lines.append(f"  cleaned up after an interrupted run: {', '.join(self.recovered)} marked failed")
+        if self.dataset_id is not None:
+            lines.append(f"  dataset {self.dataset_id}: {self.new_pairs} new pairs")
+        if self.train:
+            t = self.train
+            lines.append(f"  {self.adapter}: {t['steps']} steps in {t['seconds']:.1f}s, final loss {t['loss']:.4f}")
+        for label, m in (("candidate", self.candidate), ("baseline", self.baseline)):
+            if m:
+                figures = f"accuracy {m['accuracy']:.3f}, margin {m['mean_margin']:.3f} on {m['n']} held-out pairs"
+                lines.append(f"  {label}: {figures}")
+        lines.append(f"  took {self.seconds:.1f}s")
+        return "\n".join(lines)
+
+
+async def recover_interrupted(db: Database) -> list[str]:
+    """Mark runs a killed process left in 'training' or 'candidate' as 'failed' (call with the lock held:
+    then no live run owns them). Directories of those never loaded anywhere ('training') are deleted."""
+    registry = AdapterRegistry(db)
+    recovered = []
+    for adapter in await registry.with_status("training", "candidate"):
+        await registry.set_failed(adapter.version, f"interrupted: the run was killed while in {adapter.status}")
+        if adapter.status == "training":
+            shutil.rmtree(adapter.path, ignore_errors=True)
+            shutil.rmtree(adapter.path + ".partial", ignore_errors=True)
+        log.warning("adapter %s was left in %s by a killed run: marked failed", adapter.name, adapter.status)
+        recovered.append(adapter.name)
+    return recovered
+
+
+async def run_cycle(settings: Settings, db: Database, *, force: bool = False) -> CycleReport:
+    """One training run (see the module docstring); `force` trains even with few new pairs."""
+    if settings.base_model is None:
+        raise ValueError("training is off: set WIKIBOT_BASE_MODEL to the model vLLM serves")
+    started = time.perf_counter()
+    async with training_lock(db) as taken:
+        if not taken:
+            log.info("another training run holds the lock: skipping")
+            return CycleReport("busy", "another training run is in progress; skipped")
+        report = CycleReport("skipped", "", recovered=await recover_interrupted(db))
+        await unload_stale(settings, db)
+        await _train_gate_swap(settings, db, report, force)
+    report.seconds = time.perf_counter() - started
+    log.info("training cycle %s: %s", report.status, report.message)
+    return report
+
+
+async def _train_gate_swap(settings: Settings, db: Database, report: CycleReport, force: bool) -> None:
+    base_model: str = settings.base_model  # type: ignore[assignment]  # checked by run_cycle
+    snapshot = await build_snapshot(db, settings.train_heldout_fraction)
+    report.dataset_id, report.new_pairs = snapshot.id, snapshot.new_pairs
+    if snapshot.new_pairs < settings.train_min_new_pairs and not force:
+        report.message = f"{snapshot.new_pairs} new pairs, fewer than {settings.train_min_new_pairs}"
+        return
+    train_pairs = await load_pairs(db, snapshot.id, "train")
+    heldout = await load_pairs(db, snapshot.id, "heldout")
+    if not train_pairs:
+        report.message = f"dataset {snapshot.id} has no training pairs"
+        return
+
+    registry = AdapterRegistry(db)
+    active = await registry.active()
+    adapter = await registry.create(settings.adapters_dir, snapshot.id)
+    report.adapter = adapter.name
+    metrics: dict[str, Any] = {"dataset_id": snapshot.id}
+    try:
+        result = await asyncio.to_thread(train_adapter, base_model, train_pairs, Path(adapter.path), settings)
+        report.train = metrics["train"] = result.as_dict()
+        candidate: GateMetrics = await asyncio.to_thread(evaluate, base_model, adapter.path, heldout)
+        baseline: GateMetrics = await asyncio.to_thread(evaluate, base_model, active.path if active else None, heldout)
+        report.candidate = metrics["heldout"] = candidate.as_dict()
+        report.baseline = metrics["baseline"] = {**baseline.as_dict(), "model": active.name if active else "base"}
+        decision = decide(candidate, baseline, settings)
+        metrics["gate"] = decision.reason
+        if not decision.promote:
+            await registry.set_rejected(adapter.version, metrics, decision.reason)
+            report.status, report.message = "rejected", f"{adapter.name} {decision.reason}"
+            return
+        await registry.set_candidate(adapter.version, metrics)
+        swapped = await activate(settings, db, adapter.version)
+    except Exception as exc:  # any failure: the row says why, the active adapter is untouched
+        log.exception("training run for %s failed", adapter.name)
+        await registry.set_failed(adapter.version, f"{type(exc).__name__}: {exc}", metrics)
+        report.status, report.message = "failed", f"{adapter.name}: {exc}"
+        return
+    report.status, report.previous = "promoted", swapped.retired
+    report.message = f"{adapter.name} is active ({decision.reason})"

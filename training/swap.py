@@ -1,0 +1,134 @@
+"""Hot-swapping adapters into the running vLLM servers, with no request dropped, and putting lost ones back.
+
+A swap (`activate`) loads the new adapter under its own name on every server next to the old one, sends each
+server a canary request with it, and only then flips the registry in one transaction: the bot reads the
+active name on every question, so the next question uses the new adapter and questions already sent keep
+the old name, which stays loaded. The old adapter is unloaded once it has been retired for
+`adapter_unload_grace_seconds` (`unload_stale`, run by `reconcile` every minute and by each training cycle).
+If any server fails to load or answer, the new name is unloaded everywhere and nothing changes.
+Adapter directories are never deleted here.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import httpx
+
+from retrieval.config import Settings
+from retrieval.db import Database
+from training.registry import PROMOTABLE, AdapterRegistry, RegistryError, training_lock
+from training.vllm_adapters import AdapterLoadError, VLLMAdapters
+
+log = logging.getLogger(__name__)
+
+
+class SwapError(RuntimeError):
+    """The new adapter could not be served everywhere; the previous one stays active."""
+
+
+@dataclass(frozen=True)
+class SwapReport:
+    activated: str | None  # served name now active (None: the base model)
+    retired: str | None  # the name it replaced, unloaded after the grace period
+    servers: list[str]
+    seconds: float  # load, canary and registry flip
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Reconciled:
+    reloaded: list[str] = field(default_factory=list)  # servers that had lost the active adapter
+    unloaded: list[str] = field(default_factory=list)  # "name@server" for adapters no longer needed
+
+
+def vllm_servers(settings: Settings) -> VLLMAdapters:
+    """Every configured vLLM server: WIKIBOT_VLLM_URLS, else WIKIBOT_LLM_BASE_URL."""
+    urls = settings.vllm_urls or ([settings.llm_base_url] if settings.llm_base_url else [])
+    if not urls:
+        raise ValueError("no vLLM server is configured: set WIKIBOT_VLLM_URLS or WIKIBOT_LLM_BASE_URL")
+    return VLLMAdapters(urls, settings.llm_api_key, settings.llm_timeout)
+
+
+async def _load_and_check(servers: VLLMAdapters, name: str, path: str) -> None:
+    """Load `name` on every server and send each a canary; on any failure unload it everywhere and raise."""
+    try:
+        await servers.load_everywhere(name, path)
+        await servers.canary_everywhere(name)
+    except AdapterLoadError as exc:
+        await servers.unload_everywhere(name)
+        raise SwapError(f"{name} was not activated: {exc}") from exc
+
+
+async def activate(settings: Settings, db: Database, version: int) -> SwapReport:
+    """Serve adapter `version` on every server, then make it the active one (the caller holds the training lock)."""
+    registry = AdapterRegistry(db)
+    adapter = await registry.get(version)
+    if adapter.status not in PROMOTABLE:  # before loading: a failed swap unloads the name (never the active one)
+        raise RegistryError(f"{adapter.name} cannot be promoted: it is {adapter.status}")
+    servers = vllm_servers(settings)
+    started = time.perf_counter()
+    await _load_and_check(servers, adapter.name, adapter.path)
+    previous = await registry.promote(version)
+    report = SwapReport(
+        adapter.name, previous.name if previous else None, [s.base_url for s in servers.servers],
+        time.perf_counter() - started,
+    )  # fmt: skip
+    log.info("activated %s (was %s) on %d server(s) in %.2fs", adapter.name, report.retired, len(report.servers),
+             report.seconds)  # fmt: skip
+    return report
+
+
+async def rollback(settings: Settings, db: Database) -> SwapReport:
+    """Retire the active adapter for its parent (or the newest older retired one, or the base model), loading
+    that one everywhere first (the caller holds the training lock)."""
+    registry = AdapterRegistry(db)
+    target = await registry.rollback_target()
+    servers = vllm_servers(settings)
+    started = time.perf_counter()
+    if target is not None:
+        await _load_and_check(servers, target.name, target.path)
+    retired, activated = await registry.rollback(target.version if target else None)
+    report = SwapReport(
+        activated.name if activated else None, retired.name, [s.base_url for s in servers.servers],
+        time.perf_counter() - started,
+    )  # fmt: skip
+    log.info("rolled back from %s to %s", retired.name, report.activated or "the base model")
+    return report
+
+
+async def unload_stale(settings: Settings, db: Database) -> list[str]:
+    """Unload, wherever loaded, adapters no request should use: retired past the grace period, rejected, failed.
+    Only while holding the training lock (a swap in progress loads names the registry does not yet show)."""
+    servers = vllm_servers(settings)
+    stale = {a.name for a in await AdapterRegistry(db).unloadable(settings.adapter_unload_grace_seconds)}
+    unloaded = []
+    for server in servers.servers:
+        try:
+            for name in sorted(stale & await servers.served_models(server)):
+                await servers.unload(server, name)
+                unloaded.append(f"{name}@{server.base_url}")
+        except httpx.HTTPError as exc:
+            log.warning("could not unload stale adapters on %s: %s", server.base_url, exc)
+    if unloaded:
+        log.info("unloaded %s", ", ".join(unloaded))
+    return unloaded
+
+
+async def reconcile(settings: Settings, db: Database) -> Reconciled:
+    """Load the active adapter where a (restarted) server lacks it; unload stale ones unless a swap is running."""
+    active = await AdapterRegistry(db).active()
+    reloaded = []
+    if active is not None:
+        reloaded = await vllm_servers(settings).ensure_loaded(active.name, active.path)
+        if reloaded:
+            log.warning("reloaded the active adapter %s on %s", active.name, ", ".join(reloaded))
+    async with training_lock(db) as taken:
+        unloaded = await unload_stale(settings, db) if taken else []
+    return Reconciled(reloaded, unloaded)
+
