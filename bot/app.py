@@ -5,7 +5,7 @@ from __future__ import annotations
 from slack_bolt.async_app import AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.listeners import feedback, home, messages, questions
+from bot.listeners import assistant, feedback, home, messages, questions
 from bot.services import BotServices
 from retrieval.config import Settings
 
@@ -41,5 +41,6 @@ def build_app(services: BotServices, client: AsyncWebClient | None = None) -> As
     feedback.register(app, services)  # subtype listeners first: Bolt runs the first match
     questions.register(app, services)
     home.register(app, services)
+    assistant.register(app)
     messages.register(app, services)
     return app

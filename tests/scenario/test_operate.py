@@ -61,3 +61,10 @@ async def test_app_home_for_an_empty_and_a_busy_history(bot: RunningBot):
     calls = await bot.slack.async_wait_for("views.publish", count=2)
     busy = texts(calls[1].params["view"])
     assert "*Answers*\n1 (1 in all)" in busy and "Wrong, it is 12 hours now." in busy and "100%" in busy
+
+
+async def test_a_new_assistant_thread_gets_example_questions(bot: RunningBot):
+    await bot.post(ev.assistant_thread_started("U1", channel="D5", thread_ts="50.000001"))
+    (call,) = await bot.slack.async_wait_for("assistant.threads.setSuggestedPrompts")
+    assert (call.params["channel_id"], call.params["thread_ts"]) == ("D5", "50.000001")
+    assert len(call.params["prompts"]) == 3 and all(p["message"] for p in call.params["prompts"])
