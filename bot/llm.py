@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
+import httpx
 import openai
 from langchain_openai import ChatOpenAI
 
@@ -22,6 +23,12 @@ class ChatLLM:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self._models: dict[str, ChatOpenAI] = {}
+        # our own connection pool: langchain-openai's default one is cached per process and bound to the
+        # event loop that first used it
+        self._http = httpx.AsyncClient(timeout=settings.llm_timeout)
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
 
     @property
     def configured(self) -> bool:
@@ -39,6 +46,7 @@ class ChatLLM:
                 timeout=self.settings.llm_timeout,
                 max_retries=0,  # the caller decides: reload the adapter, fall back, or answer with sources
                 streaming=True,
+                http_async_client=self._http,
             )
         return self._models[model]
 

@@ -34,9 +34,12 @@ class BotServices:
     ) -> AsyncIterator[BotServices]:
         async with WikiIndex.open(settings, db=db, embedder=embedder) as index:
             store = BotStore(index.db)
-            adapters = vllm_adapters(settings)
-            answerer = Answerer(index, store, ChatLLM(settings), adapters)
-            yield cls(settings, index, store, answerer, FeedbackStore(index.db), Metrics())
+            llm = ChatLLM(settings)
+            answerer = Answerer(index, store, llm, vllm_adapters(settings))
+            try:
+                yield cls(settings, index, store, answerer, FeedbackStore(index.db), Metrics())
+            finally:
+                await llm.aclose()
 
 
 def vllm_adapters(settings: Settings) -> VLLMAdapters | None:

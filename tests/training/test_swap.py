@@ -49,9 +49,12 @@ async def served(vllm_url: str) -> set[str]:
         return {m["id"] for m in (await client.get(f"{vllm_url}/models")).json()["data"]}
 
 
-async def chat(client: httpx.AsyncClient, vllm_url: str, model: str, max_tokens: int = 4) -> httpx.Response:
+async def chat(
+    client: httpx.AsyncClient, vllm_url: str, model: str, max_tokens: int = 4, ignore_eos: bool = False
+) -> httpx.Response:
     messages = [{"role": "user", "content": "How many days of bereavement leave for a grandparent?"}]
-    payload = {"model": model, "messages": messages, "max_tokens": max_tokens, "temperature": 0}
+    payload = {"model": model, "messages": messages, "max_tokens": max_tokens, "temperature": 0,
+               "ignore_eos": ignore_eos}
     return await client.post(f"{vllm_url}/chat/completions", json=payload)
 
 
@@ -94,7 +97,8 @@ async def test_requests_in_flight_during_a_swap_all_succeed(
             await asyncio.sleep(rng.uniform(0, 1.0))
             active = await registry.active()
             model = active.name if active else BASE_MODEL_NAME
-        response = await chat(client, vllm_url, model, max_tokens=16)
+        # long answers (no early stop) keep the requests sent with the old name in flight through the swap
+        response = await chat(client, vllm_url, model, max_tokens=200, ignore_eos=True)
         return model, response.status_code, loop.time()
 
     async with httpx.AsyncClient(timeout=120) as client:
