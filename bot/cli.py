@@ -13,6 +13,7 @@ from pydantic import ValidationError
 
 from bot import commands as bot_commands
 from bot.app import SlackNotConfigured
+from bot.up import LLMMisconfigured
 from retrieval import cli as retrieval_cli
 from training import cli as training_cli
 from training import commands as training_commands
@@ -23,7 +24,9 @@ from retrieval.ingest.sources import SourceError
 from retrieval.store import EmbeddingModelMismatch
 
 # errors that are the user's to fix: printed as one line, exit status 2
-USER_ERRORS = (SourceError, DatabaseError, EmbeddingModelMismatch, SlackNotConfigured, SwapError, ValueError)
+USER_ERRORS = (
+    SourceError, DatabaseError, EmbeddingModelMismatch, SlackNotConfigured, LLMMisconfigured, SwapError, ValueError
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

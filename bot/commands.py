@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -12,9 +13,11 @@ from bot.app import build_app
 from bot.feedback_store import FeedbackStore
 from bot.server import serve
 from bot.services import BotServices
-from bot.up import up
+from bot.up import check_llm, up
 from retrieval.config import Settings
 from retrieval.db import Database
+
+log = logging.getLogger(__name__)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -50,7 +53,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 async def serve_command(args: argparse.Namespace, settings: Settings) -> int:
     async with BotServices.open(settings) as services:
-        await serve(build_app(services), services, args.port or settings.port)
+        app = build_app(services)  # fails first when Slack is not configured
+        log.info(await check_llm(settings))
+        await serve(app, services, args.port or settings.port)
     return 0
 
 

@@ -38,15 +38,29 @@ def say(message: str) -> None:
     print(f"wikibot up: {message}", flush=True)
 
 
-async def llm_reachable(base_url: str) -> str | None:
-    """None when the server lists its models, else why not."""
+class LLMMisconfigured(ValueError):
+    pass
+
+
+async def check_llm(settings: Settings) -> str:
+    """One line on the LLM for the start-up log. Raises LLMMisconfigured when the server answers but does not
+    serve the configured model (a wrong name would otherwise fail every question)."""
+    if settings.llm_base_url is None:
+        return NO_LLM
     try:
-        async with httpx.AsyncClient(timeout=5) as client:
-            response = await client.get(f"{base_url.rstrip('/')}/models")
+        async with httpx.AsyncClient(timeout=5, headers={"Authorization": f"Bearer {settings.llm_api_key}"}) as client:
+            response = await client.get(f"{settings.llm_base_url.rstrip('/')}/models")
         response.raise_for_status()
     except httpx.HTTPError as exc:
-        return str(exc) or type(exc).__name__
-    return None
+        problem = str(exc) or type(exc).__name__
+        return f"LLM: {settings.llm_base_url} is not answering ({problem}); answers list sources until it does"
+    served = {model["id"] for model in response.json().get("data", [])}
+    if settings.llm_model not in served:
+        raise LLMMisconfigured(
+            f"the LLM server at {settings.llm_base_url} does not serve {settings.llm_model!r} "
+            f"(it serves {', '.join(sorted(served)) or 'nothing'}): set WIKIBOT_LLM_MODEL to its served name"
+        )
+    return f"LLM: {settings.llm_base_url}, model {settings.llm_model}"
 
 
 async def up(settings: Settings, port: int) -> int:
@@ -78,12 +92,7 @@ async def up(settings: Settings, port: int) -> int:
         else:
             say(f"wiki index: {counts['pages']} pages, {counts['chunks']} chunks")
 
-        if settings.llm_base_url is None:
-            say(NO_LLM)
-        elif problem := await llm_reachable(settings.llm_base_url):
-            say(f"LLM: {settings.llm_base_url} is not answering ({problem}); answers list sources until it does")
-        else:
-            say(f"LLM: {settings.llm_base_url}, model {settings.llm_model}")
+        say(await check_llm(settings))
 
         if settings.base_model:
             from training.schedule import build_scheduler  # imports torch and TRL: only when training is on

@@ -1,0 +1,53 @@
+"""Start-up with a misconfigured database, Slack app or LLM fails (or warns) with what to fix."""
+
+from __future__ import annotations
+
+import pytest
+
+from bot.cli import main
+from bot.up import LLMMisconfigured, check_llm
+from retrieval.config import Settings
+from tests.conftest import BASE_MODEL_NAME
+
+
+def test_db_upgrade_applies_migrations_once(settings: Settings, monkeypatch, capsys):
+    monkeypatch.setenv("WIKIBOT_DATABASE_URL", settings.database_url)
+    assert main(["db", "upgrade"]) == 0
+    first = capsys.readouterr().out
+    assert main(["db", "upgrade"]) == 0
+    assert "schema is up to date" in capsys.readouterr().out
+    assert "applied" in first or "schema is up to date" in first
+
+
+def test_unreachable_database_is_a_clear_error(monkeypatch, capsys):
+    monkeypatch.setenv("WIKIBOT_DATABASE_URL", "postgresql://wikibot:secret@127.0.0.1:9/wikibot")
+    assert main(["search", "sick leave"]) == 2
+    err = capsys.readouterr().err
+    assert "cannot connect to PostgreSQL (postgresql://wikibot:***@127.0.0.1:9/wikibot)" in err
+    assert "secret" not in err
+
+
+def test_serve_without_slack_tokens_says_what_to_set(settings: Settings, monkeypatch, capsys):
+    monkeypatch.setenv("WIKIBOT_DATABASE_URL", settings.database_url)
+    monkeypatch.setenv("WIKIBOT_SLACK_BOT_TOKEN", "xoxb-1")
+    assert main(["serve"]) == 2
+    err = capsys.readouterr().err
+    assert "Slack is not configured: set WIKIBOT_SLACK_SIGNING_SECRET or WIKIBOT_SLACK_APP_TOKEN" in err
+
+
+def test_bad_setting_values_are_reported(monkeypatch, capsys):
+    monkeypatch.setenv("WIKIBOT_FOLLOWUP_RULE", "sometimes")
+    assert main(["config"]) == 2
+    assert "followup_rule" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+async def test_llm_check_names_a_wrong_model_and_tolerates_a_down_server(settings: Settings, vllm_url: str):
+    assert await check_llm(settings.model_copy(update={"llm_base_url": vllm_url})) == (
+        f"LLM: {vllm_url}, model {BASE_MODEL_NAME}"
+    )
+    with pytest.raises(LLMMisconfigured, match=f"serves {BASE_MODEL_NAME}\\): set WIKIBOT_LLM_MODEL"):
+        await check_llm(settings.model_copy(update={"llm_base_url": vllm_url, "llm_model": "llama-typo"}))
+    down = await check_llm(settings.model_copy(update={"llm_base_url": "http://127.0.0.1:9/v1"}))
+    assert "is not answering" in down
+    assert "WIKIBOT_LLM_BASE_URL" in await check_llm(settings)
