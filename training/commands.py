@@ -35,6 +35,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     ).set_defaults(handler=adapters_rollback)
 
     scheduler = sub.add_parser("scheduler", help="run the training schedule (WIKIBOT_TRAIN_SCHEDULE) until interrupted")
+    scheduler.add_argument("--port", type=int, default=None, help="port of /healthz (WIKIBOT_PORT, 3000)")
     scheduler.set_defaults(handler=scheduler_command)
 
 
@@ -94,5 +95,5 @@ async def scheduler_command(args: argparse.Namespace, settings: Settings) -> int
     from training.schedule import run_scheduler  # imported here: it imports the trainer
 
     async with Database.open(settings) as db:
-        await run_scheduler(settings, db)
+        await run_scheduler(settings, db, args.port or settings.port)
     return 0

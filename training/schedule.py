@@ -16,6 +16,7 @@ import logging
 import re
 
 import psycopg
+from aiohttp import web
 from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.cron import CronTrigger
@@ -93,13 +94,37 @@ def build_scheduler(settings: Settings, db: Database) -> AsyncIOScheduler:
     return scheduler
 
 
-async def run_scheduler(settings: Settings, db: Database) -> None:
-    """Run the jobs until cancelled (Ctrl-C)."""
+def health_app(scheduler: AsyncIOScheduler, db: Database) -> web.Application:
+    """/healthz of the scheduler process: 200 while the scheduler runs and the database answers."""
+
+    async def healthz(request: web.Request) -> web.Response:
+        try:
+            async with db.connection() as conn:
+                await conn.execute("SELECT 1")
+        except Exception as exc:  # any database failure makes the scheduler unhealthy
+            return web.json_response({"status": "unhealthy", "database": str(exc)}, status=503)
+        if not scheduler.running:
+            return web.json_response({"status": "unhealthy", "scheduler": "stopped"}, status=503)
+        job = scheduler.get_job(TRAIN_JOB)
+        next_run = job.next_run_time.isoformat() if job and job.next_run_time else None
+        return web.json_response({"status": "ok", "next_training": next_run})
+
+    app = web.Application()
+    app.router.add_get("/healthz", healthz)
+    return app
+
+
+async def run_scheduler(settings: Settings, db: Database, port: int) -> None:
+    """Run the jobs, with /healthz on `port`, until cancelled (Ctrl-C)."""
     scheduler = build_scheduler(settings, db)
     scheduler.start()
     for job in scheduler.get_jobs():
         log.info("scheduled %s: next run at %s", job.id, job.next_run_time)
+    runner = web.AppRunner(health_app(scheduler, db))
+    await runner.setup()
+    await web.TCPSite(runner, "0.0.0.0", port).start()
     try:
         await asyncio.Event().wait()
     finally:
+        await runner.cleanup()
         scheduler.shutdown(wait=False)

@@ -93,3 +93,19 @@ async def test_stored_jobs_run_a_cycle_and_reconcile(
 async def test_bad_configuration_fails_at_start(db: Database, scheduled_settings: Settings, update: dict, message: str):
     with pytest.raises(ValueError, match=message):
         build_scheduler(scheduled_settings.model_copy(update=update), db)
+
+
+async def test_scheduler_health_endpoint(db: Database, scheduled_settings: Settings):
+    from aiohttp.test_utils import TestClient, TestServer
+
+    from training.schedule import health_app
+
+    scheduler = build_scheduler(scheduled_settings, db)
+    scheduler.start(paused=True)
+    async with TestClient(TestServer(health_app(scheduler, db))) as client:
+        response = await client.get("/healthz")
+        body = await response.json()
+        assert response.status == 200 and body["status"] == "ok" and body["next_training"]
+        scheduler.shutdown(wait=False)
+        response = await client.get("/healthz")
+        assert response.status == 503 and (await response.json())["scheduler"] == "stopped"
