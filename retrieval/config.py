@@ -56,7 +56,7 @@ class Settings(BaseSettings):
         "pick candidates (like a stop word); it still counts in their rank.",
     )
     fulltext_max_matches: int = Field(
-        default=2000,
+        default=1000,
         ge=1,
         description="Full-text search: the question words that pick candidates match about this many chunks at "
         "most (the rarest word always picks); bounds the ranking work on a large wiki.",

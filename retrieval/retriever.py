@@ -13,7 +13,7 @@ from pydantic import ConfigDict
 from retrieval.config import Settings
 from retrieval.embed import Embedder
 from retrieval.models import SearchHit
-from retrieval.store import WikiStore
+from retrieval.store import WikiStore, WordLimits
 
 SEARCH_MODES = ("hybrid", "vector", "text")
 
@@ -37,13 +37,15 @@ class WikiSearch:
         if not self._checked:
             await self.store.check_embedding_model(self.embedder.model_name)
             self._checked = True
-        vector = await asyncio.to_thread(self.embedder.embed_query, query) if mode != "text" else []
+        # embedded while PostgreSQL runs the full-text query
+        vector = asyncio.create_task(asyncio.to_thread(self.embedder.embed_query, query)) if mode != "text" else None
         return await self.store.hybrid_search(
             query,
             vector,
             k=k or self.settings.search_k,
             candidates=max(self.settings.search_candidates, k or 0),
             rrf_k=self.settings.rrf_k,
+            words=WordLimits(self.settings.fulltext_word_share, self.settings.fulltext_max_matches),
             spaces=spaces,
             mode=mode,
         )

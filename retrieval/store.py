@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 from psycopg import AsyncConnection, sql
@@ -13,9 +14,41 @@ from retrieval.models import Chunk, SearchHit, SourcePage, embedding_input
 from retrieval.rank import reciprocal_rank_fusion
 
 _HNSW_INDEX = "chunks_embedding_hnsw"
-# OR of the question's stemmed words (plainto_tsquery would AND them: questions rarely match every word)
-_ANY_WORD_QUERY = "SELECT replace(plainto_tsquery('english', %(q)s)::text, ' & ', ' | ')::tsquery AS q"
+# Full-text ranking ORs the question's stemmed words (questions rarely match every word), so a common word
+# matches much of the wiki and ts_rank_cd would rank all of it. Only the rarer words pick the chunks to
+# rank (`WordLimits`): the rarest word, then those in at most `share` of the chunks, rarest first, while
+# their estimated matches stay within `matches` (from PostgreSQL's statistics of chunks.tsv, where a word
+# too rare to be listed counts as 0). Every word counts in the rank.
+_TEXT_RANKING = """
+WITH words AS (
+    SELECT w.word, coalesce(s.share, 0) AS share, coalesce(s.share, 0) * t.rows AS matches
+    FROM unnest(tsvector_to_array(to_tsvector('english', %(q)s))) AS w (word)
+    CROSS JOIN (SELECT greatest(reltuples, 0) AS rows FROM pg_class WHERE oid = 'chunks'::regclass) AS t
+    LEFT JOIN (
+        SELECT e.word, e.share
+        FROM pg_stats AS p, unnest(p.most_common_elems::text::text[], p.most_common_elem_freqs) AS e (word, share)
+        WHERE p.schemaname = current_schema() AND p.tablename = 'chunks' AND p.attname = 'tsv'
+    ) AS s USING (word)
+), picked AS (
+    SELECT word, share, row_number() OVER rarest AS n, sum(matches) OVER rarest AS total
+    FROM words WINDOW rarest AS (ORDER BY matches, word)
+), query AS (  -- array_to_tsvector(...)::text quotes a word as tsquery input
+    SELECT string_agg(array_to_tsvector(ARRAY[word])::text, ' | ')::tsquery AS q,
+        string_agg(array_to_tsvector(ARRAY[word])::text, ' | ')
+            FILTER (WHERE n = 1 OR (share <= %(share)s AND total <= %(matches)s))::tsquery AS rare
+    FROM picked
+)
+SELECT id, ts_rank_cd(tsv, q) AS r FROM chunks, query WHERE tsv @@ rare {where} ORDER BY r DESC, id LIMIT %(n)s
+"""
 _HIT_COLUMNS = "c.id AS chunk_id, c.page_id, c.space, c.title, c.section, c.url, c.text"
+
+
+@dataclass(frozen=True)
+class WordLimits:
+    """Which of a question's words pick full-text candidates (see _TEXT_RANKING)."""
+
+    share: float  # words in more of the chunks than this share are too common to pick
+    matches: int  # the picking words' estimated matches stay within this many chunks
 
 
 class EmbeddingModelMismatch(RuntimeError):
@@ -137,6 +170,11 @@ class WikiStore:
                 "UPDATE chunks SET embedding = %s WHERE id = %s", [(np.asarray(v), i) for i, v in rows]
             )
 
+    async def analyze(self) -> None:
+        """Refresh the statistics of chunks: full-text search picks its words by them (_TEXT_RANKING)."""
+        async with self.db.connection() as conn:
+            await conn.execute("ANALYZE chunks")
+
     async def counts(self) -> dict[str, int]:
         async with self.db.connection() as conn:
             cur = await conn.execute(
@@ -160,37 +198,42 @@ class WikiStore:
         return [(row[0], float(row[1])) for row in await cur.fetchall()]
 
     async def text_ranking(
-        self, conn: AsyncConnection, query: str, limit: int, spaces: Sequence[str] | None
+        self, conn: AsyncConnection, query: str, limit: int, spaces: Sequence[str] | None, words: WordLimits
     ) -> list[tuple[int, float]]:
-        """(chunk id, ts_rank_cd) for chunks sharing words with the query, best first."""
+        """(chunk id, ts_rank_cd) for chunks sharing the query's rarer words, best first."""
         where, params = _space_filter(spaces)
         cur = await conn.execute(
-            f"WITH query AS ({_ANY_WORD_QUERY}) SELECT id, ts_rank_cd(tsv, q) AS r FROM chunks, query"
-            f" WHERE tsv @@ q {where} ORDER BY r DESC, id LIMIT %(n)s",
-            {"q": query, "n": limit, **params},
+            _TEXT_RANKING.format(where=where),
+            {"q": query, "n": limit, "share": words.share, "matches": words.matches, **params},
         )
         return [(row[0], float(row[1])) for row in await cur.fetchall()]
 
     async def hybrid_search(
         self,
         query: str,
-        vector: Sequence[float],
+        vector: Awaitable[Sequence[float]] | None,
         *,
         k: int,
         candidates: int,
         rrf_k: int,
+        words: WordLimits,
         spaces: Sequence[str] | None = None,
         mode: str = "hybrid",
     ) -> list[SearchHit]:
-        """Vector and full-text candidates fused by reciprocal rank; `mode` may pick one of them alone."""
+        """Vector and full-text candidates fused by reciprocal rank; `mode` may pick one of them alone.
+
+        `vector`, the query's embedding (None: no vector search), is awaited after the full-text query, so
+        that the embedding can be computed while PostgreSQL runs it.
+        """
         rankings: dict[str, list[int]] = {}
         similarity: dict[int, float] = {}
         async with self.db.connection() as conn:
-            if mode in ("hybrid", "vector"):
-                similarity = dict(await self.vector_ranking(conn, vector, candidates, spaces))
+            text = await self.text_ranking(conn, query, candidates, spaces, words) if mode != "vector" else None
+            if vector is not None:
+                similarity = dict(await self.vector_ranking(conn, await vector, candidates, spaces))
                 rankings["vector"] = list(similarity)
-            if mode in ("hybrid", "text"):
-                rankings["text"] = [i for i, _ in await self.text_ranking(conn, query, candidates, spaces)]
+            if text is not None:
+                rankings["text"] = [i for i, _ in text]
             fused = reciprocal_rank_fusion(rankings, k=rrf_k)[:k]
             cur = conn.cursor(row_factory=dict_row)
             await cur.execute(f"SELECT {_HIT_COLUMNS} FROM chunks c WHERE c.id = ANY(%s)", ([i for i, _, _ in fused],))

@@ -84,6 +84,8 @@ class Ingestor:
         await self.store.delete_pages(space, report.deleted)
 
         report.reembedded = await self.embed_missing()
+        if todo or report.deleted or report.reembedded:
+            await self.store.analyze()
         report.seconds = time.perf_counter() - started
         return report
 

@@ -7,6 +7,7 @@ import pytest
 from bot.cli import main
 from retrieval.index import WikiIndex
 from retrieval.sample import ingest_sample_wiki, labelled_questions
+from retrieval.store import WordLimits
 
 
 @pytest.fixture(scope="module")
@@ -28,6 +29,19 @@ async def test_labelled_questions_find_their_page(sample_index: WikiIndex, mode:
     ranks = [found_at(await sample_index.search.search(q.question, k=5, mode=mode), q.pages) for q in questions]
     recall = sum(r is not None for r in ranks) / len(ranks)
     assert recall >= {"hybrid": 0.9, "vector": 0.8, "text": 0.7}[mode], f"{mode} recall@5 = {recall:.2f}"
+
+
+async def test_common_words_rank_but_only_rarer_words_pick_full_text_candidates(sample_index: WikiIndex):
+    """Ingestion refreshed the word statistics; "leave" is common in the sample wiki, "grandparent" rare."""
+    store, question = sample_index.store, "leave for a grandparent"
+    async with sample_index.db.connection() as conn:
+        every_word = await store.text_ranking(conn, question, 100, None, WordLimits(share=1.0, matches=10**9))
+        rarest_only = await store.text_ranking(conn, question, 100, None, WordLimits(share=1.0, matches=1))
+        cur = await conn.execute("SELECT id FROM chunks WHERE tsv @@ to_tsquery('english', 'grandparent')")
+        with_rarest = {row[0] for row in await cur.fetchall()}
+    assert with_rarest and {i for i, _ in rarest_only} == with_rarest
+    assert len(every_word) > len(rarest_only)
+    assert dict(every_word).items() >= dict(rarest_only).items()  # same rank: "leave" still counts in it
 
 
 async def test_hits_carry_what_a_citation_needs(sample_index: WikiIndex):
