@@ -34,6 +34,7 @@ import psycopg  # noqa: E402
 from pgvector.psycopg import register_vector_async  # noqa: E402
 from psycopg import sql  # noqa: E402
 
+from bench import report  # noqa: E402
 from retrieval.config import Settings  # noqa: E402
 from retrieval.embed import Embedder  # noqa: E402
 from retrieval.index import WikiIndex  # noqa: E402
@@ -62,7 +63,7 @@ class Plan:
     sizes: tuple[int, ...]  # total chunks in the index when latency and recall are measured
     passes: int  # timed passes over the labelled questions, after one warm-up pass
     sentences: int  # real sentences that synthetic chunks recombine, at most
-    real_embedded: int  # synthetic chunks embedded for real; the rest get sentence-mean vectors
+    real_embedded: int  # synthetic chunks embedded for real; the rest get approximate vectors
     corpus_pages: int | None  # pages ingested from each shared corpus; None: all
 
 
@@ -72,13 +73,7 @@ QUICK = Plan(sizes=(10_000,), passes=1, sentences=2_000, real_embedded=200, corp
 
 # --- output ----------------------------------------------------------------------------------------
 def table(title: str, headers: Sequence[str], rows: Sequence[Sequence[object]]) -> None:
-    cells = [[_cell(v) for v in row] for row in rows]
-    widths = [max(len(h), *(len(r[i]) for r in cells)) for i, h in enumerate(headers)]
-    print(f"\n{title}")
-    print("| " + " | ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)) + " |")
-    print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
-    for row in cells:
-        print("| " + " | ".join(c.rjust(w) for c, w in zip(row, widths, strict=True)) + " |")
+    report.table(title, headers, rows, _cell)
 
 
 def _cell(value: object) -> str:

@@ -33,18 +33,9 @@ from tests.support.preference_pairs import wiki_preference_pairs  # noqa: E402
 from tests.support.tiny_model import build_tiny_model  # noqa: E402
 from tests.support.vllm_server import serve_vllm  # noqa: E402
 from training.gate import evaluate  # noqa: E402
+from bench.report import table  # noqa: E402
 from training.train import train_adapter  # noqa: E402
 from training.vllm_adapters import VLLMAdapters  # noqa: E402
-
-
-def table(title: str, headers: Sequence[str], rows: Sequence[Sequence[object]]) -> None:
-    cells = [[f"{v:,.3f}" if isinstance(v, float) else str(v) for v in row] for row in rows]
-    widths = [max(len(h), *(len(r[i]) for r in cells)) for i, h in enumerate(headers)]
-    print(f"\n{title}")
-    print("| " + " | ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)) + " |")
-    print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
-    for row in cells:
-        print("| " + " | ".join(c.rjust(w) for c, w in zip(row, widths, strict=True)) + " |")
 
 
 def bench_training(base_model: str, pairs: list[dict], settings: Settings, out: Path) -> list[list[object]]:

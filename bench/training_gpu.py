@@ -28,7 +28,7 @@ import torch  # noqa: E402
 import transformers  # noqa: E402
 from transformers import AutoModelForCausalLM, LlamaConfig, PreTrainedTokenizerFast  # noqa: E402
 
-from bench.training import table  # noqa: E402
+from bench.report import table  # noqa: E402
 from bot.prompt import Source, build_messages  # noqa: E402
 from retrieval.config import Settings  # noqa: E402
 from retrieval.sample import SAMPLE_BASE_URL, SAMPLE_WIKI  # noqa: E402
