@@ -18,6 +18,7 @@ from tests.support.bot_harness import running_bot, slack_settings
 from tests.support.slack_api import FakeSlackAPI
 from training.cycle import run_cycle
 from training.datasets import latest_snapshot, load_pairs
+from training.vllm_adapters import VLLMAdapters
 from training.vllm_logprobs import served_margin
 
 pytestmark = pytest.mark.slow
@@ -61,6 +62,9 @@ async def test_feedback_trains_an_adapter_that_serves_the_next_answer(
         # and the served model now prefers the corrected answers of the prompts it was trained on
         snapshot = await latest_snapshot(bot.services.index.db)
         trained = (await load_pairs(bot.services.index.db, snapshot.id, "train"))[:8]
-        before = await served_margin(vllm_url, configured.llm_model, trained, base_model=str(tiny_model))
-        after = await served_margin(vllm_url, adapter, trained, base_model=str(tiny_model))
+        try:
+            before = await served_margin(vllm_url, configured.llm_model, trained, base_model=str(tiny_model))
+            after = await served_margin(vllm_url, adapter, trained, base_model=str(tiny_model))
+        finally:  # the session's vLLM outlives this module's registry: free the name for other tests
+            await VLLMAdapters([vllm_url]).unload_everywhere(adapter)
         assert after > before, (before, after)
