@@ -28,10 +28,10 @@ class Metrics:
             "wikibot_active_adapter_version", "Version of the adapter answering (0: base model)", registry=self.registry
         )
         self.adapters = Gauge(
-            "wikibot_adapters", "Adapters in the registry, by status (gate results)", ["status"], registry=self.registry
-        )
-        self.training_runs = Gauge(
-            "wikibot_training_runs", "Training runs recorded, by outcome", ["status"], registry=self.registry
+            "wikibot_adapters",
+            "Adapters in the registry by status: one per training run, so these are the runs' outcomes",
+            ["status"],
+            registry=self.registry,
         )
 
     def observe_answer(self, answer: Answer) -> None:
@@ -48,12 +48,6 @@ class Metrics:
             self.active_adapter.set(next((r[2] for r in rows if r[0] == "active"), 0))
             for status in ("training", "candidate", "active", "retired", "failed", "rejected"):
                 self.adapters.labels(status).set(next((r[1] for r in rows if r[0] == status), 0))
-            cur = await conn.execute("SELECT to_regclass('training_runs') IS NOT NULL")
-            (has_runs,) = await cur.fetchone()  # type: ignore[misc]
-            if has_runs:
-                cur = await conn.execute("SELECT status, count(*) FROM training_runs GROUP BY status")
-                for status, count in await cur.fetchall():
-                    self.training_runs.labels(status).set(count)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

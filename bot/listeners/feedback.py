@@ -69,7 +69,7 @@ def register(app: AsyncApp, services: BotServices) -> None:
         value = 1 if verdict == "good" else -1
         await store.set_rating(int(interaction), body["user"]["id"], "button", value, action.get("action_ts"))
         services.metrics.feedback.labels("rating").inc()
-        await thank(client, body, THANKS["rating"])
+        await thank(client, body["user"]["id"], **message_location(body), text=THANKS["rating"])
 
     @app.action(CORRECTION_ACTION)
     async def on_correction_button(ack: AsyncAck, body: dict[str, Any], action: dict[str, Any],
@@ -95,9 +95,7 @@ def register(app: AsyncApp, services: BotServices) -> None:
         user = body["user"]["id"]
         await store.save_modal_correction(metadata["interaction_id"], user, text, source_n)
         services.metrics.feedback.labels("correction").inc()
-        if metadata.get("channel"):
-            await thank(client, {"user": {"id": user}, "channel": {"id": metadata["channel"]},
-                                 "message": {"thread_ts": metadata.get("thread_ts")}}, THANKS["correction"])
+        await thank(client, user, metadata.get("channel"), metadata.get("thread_ts"), THANKS["correction"])
 
 
 async def record_reply(event: dict[str, Any], body: dict[str, Any], client: AsyncWebClient,
@@ -114,12 +112,10 @@ async def record_reply(event: dict[str, Any], body: dict[str, Any], client: Asyn
     services.metrics.feedback.labels(kind).inc()
     try:
         await client.reactions_add(channel=channel, timestamp=ts, name=services.settings.feedback_ack_reaction)
-        if kind == "correction":
-            await client.chat_postEphemeral(
-                channel=channel, user=event["user"], thread_ts=event["thread_ts"], text=THANKS["correction"]
-            )
     except SlackApiError as exc:
         log.info("could not acknowledge feedback: %s", exc.response.get("error"))
+    if kind == "correction":
+        await thank(client, event["user"], channel, event["thread_ts"], THANKS["correction"])
 
 
 def message_location(body: dict[str, Any]) -> dict[str, str | None]:
@@ -130,14 +126,12 @@ def message_location(body: dict[str, Any]) -> dict[str, str | None]:
     }
 
 
-async def thank(client: AsyncWebClient, body: dict[str, Any], text: str) -> None:
-    where = message_location(body)
-    if not where["channel"]:
+async def thank(client: AsyncWebClient, user: str, channel: str | None, thread_ts: str | None, text: str) -> None:
+    """A thank-you only the giver sees, in the answer's thread; never fatal."""
+    if not channel:
         return
     try:
-        await client.chat_postEphemeral(
-            channel=where["channel"], user=body["user"]["id"], thread_ts=where["thread_ts"], text=text
-        )
+        await client.chat_postEphemeral(channel=channel, user=user, thread_ts=thread_ts, text=text)
     except SlackApiError as exc:
         log.info("could not thank for feedback: %s", exc.response.get("error"))
 
