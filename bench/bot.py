@@ -79,7 +79,7 @@ async def main(n: int) -> None:
     with tempfile.TemporaryDirectory() as tmp, FakeSlackAPI() as slack:
         url = start_embedded_server(Path(tmp) / "pg")
         settings = Settings(data_dir=Path(tmp), database_url=url, db_pool_size=20)
-        embedder = Embedder(settings.embedding_model)
+        embedder = Embedder.from_settings(settings)
         async with WikiIndex.open(settings, embedder=embedder) as index:
             await ingest_sample_wiki(index)
         llm_runner, llm_url = await instant_llm()

@@ -352,7 +352,7 @@ async def run(plan: Plan, tmp: Path) -> None:
 
 async def _run(plan: Plan, tmp: Path, server_url: str) -> None:
     settings = Settings(data_dir=tmp, database_url=await new_database(server_url, "wiki"))
-    embedder = Embedder(settings.embedding_model, settings.embedding_batch_size)
+    embedder = Embedder.from_settings(settings)
     embedder.embed_query("load the model before timing anything")
     print(
         f"settings: search_candidates={settings.search_candidates}, rrf_k={settings.rrf_k}, "

@@ -38,6 +38,9 @@ def web_app(services: BotServices, app: AsyncApp | None = None) -> web.Applicati
 
 async def serve(app: AsyncApp, services: BotServices, port: int) -> None:
     """Serve until cancelled. With an app token: Socket Mode (HTTP only for /healthz)."""
+    embedder = services.index.embedder
+    backend = await asyncio.to_thread(lambda: embedder.active_backend)  # loaded (exported) before the 1st question
+    log.info("embedding model %s ready (%s)", embedder.model_name, backend)
     socket_mode = services.settings.slack_app_token is not None
     runner = web.AppRunner(web_app(services, None if socket_mode else app))
     await runner.setup()

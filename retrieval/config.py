@@ -6,7 +6,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -40,6 +40,11 @@ class Settings(BaseSettings):
         "Changing it re-embeds the wiki on the next ingest.",
     )
     embedding_batch_size: int = Field(default=64, ge=1, description="Chunks embedded per batch.")
+    embedding_backend: Literal["auto", "onnx", "torch"] = Field(
+        default="auto",
+        description="Where embeddings run: `onnx` (ONNX Runtime, about 3x faster per question on a CPU; the model "
+        "is exported once into DATA_DIR/onnx), `torch`, or `auto` (onnx on a CPU, torch on a GPU). Same vectors.",
+    )
     chunk_size: int = Field(default=1200, ge=200, description="Largest chunk, in characters.")
     chunk_overlap: int = Field(default=150, ge=0, description="Characters shared by consecutive chunks of a section.")
     search_k: int = Field(default=6, ge=1, description="Chunks retrieved per question.")
@@ -187,6 +192,11 @@ class Settings(BaseSettings):
     @property
     def datasets_dir(self) -> Path:
         return self.data_dir / "datasets"
+
+    @property
+    def onnx_dir(self) -> Path:
+        """Embedding models exported to ONNX, one folder per weights hash."""
+        return self.data_dir / "onnx"
 
 
 def settings_reference() -> list[dict[str, Any]]:

@@ -29,7 +29,7 @@ class WikiIndex:
         cls, settings: Settings, *, db: Database | None = None, embedder: Embedder | None = None
     ) -> AsyncIterator[WikiIndex]:
         """Open on a new database pool, or on `db` when the caller already has one."""
-        embedder = embedder or Embedder(settings.embedding_model, settings.embedding_batch_size)
+        embedder = embedder or Embedder.from_settings(settings)
         if db is not None:
             yield cls._build(settings, db, embedder)
             return

@@ -66,8 +66,8 @@ def settings(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Set
 
 
 @pytest.fixture(scope="session")
-def embedder() -> Embedder:
-    return Embedder("all-MiniLM-L6-v2")
+def embedder(tmp_path_factory: pytest.TempPathFactory) -> Embedder:
+    return Embedder("all-MiniLM-L6-v2", onnx_cache=tmp_path_factory.mktemp("onnx"))
 
 
 @pytest.fixture(scope="module")

