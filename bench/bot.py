@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import multiprocessing
 import statistics
 import sys
@@ -19,8 +18,6 @@ import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from pathlib import Path
-
-from aiohttp import web
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -31,30 +28,10 @@ from retrieval.index import WikiIndex  # noqa: E402
 from retrieval.sample import ingest_sample_wiki, labelled_questions  # noqa: E402
 from tests.support import slack_events as ev  # noqa: E402
 from tests.support.bot_harness import SIGNING_SECRET, running_bot, slack_settings  # noqa: E402
+from tests.support.llm_double import scripted_llm  # noqa: E402
 from tests.support.slack_api import FakeSlackAPI  # noqa: E402
 
 ANSWER = "Five paid days for a close relative [1]; three for a grandparent [2]."
-
-
-async def instant_llm() -> tuple[web.AppRunner, str]:
-    """An OpenAI-compatible chat endpoint that streams ANSWER immediately (SSE), so generation costs ~0."""
-
-    async def chat(request: web.Request) -> web.StreamResponse:
-        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
-        await response.prepare(request)
-        for piece in (ANSWER[:30], ANSWER[30:]):
-            chunk = {"id": "x", "object": "chat.completion.chunk", "created": 0, "model": "m",
-                     "choices": [{"index": 0, "delta": {"content": piece}, "finish_reason": None}]}
-            await response.write(f"data: {json.dumps(chunk)}\n\n".encode())
-        await response.write(b"data: [DONE]\n\n")
-        return response
-
-    app = web.Application()
-    app.router.add_post("/v1/chat/completions", chat)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", 0).start()
-    return runner, f"http://127.0.0.1:{runner.addresses[0][1]}/v1"
 
 
 def post_concurrently(url: str, events: list[dict]) -> list[float]:
@@ -82,33 +59,32 @@ async def main(n: int) -> None:
         embedder = Embedder.from_settings(settings)
         async with WikiIndex.open(settings, embedder=embedder) as index:
             await ingest_sample_wiki(index)
-        llm_runner, llm_url = await instant_llm()
-        configured = slack_settings(settings, slack, llm_base_url=llm_url)
-        questions = [q.question for q in labelled_questions()]
-        async with running_bot(configured, slack, embedder) as bot:
-            await bot.post(ev.app_mention("U1", "C1", "<@UBOT> warm up?"))
-            await bot.wait_answered(1)
-            await bot.clear_log()
-            mentions = [ev.app_mention("U1", "C1", f"<@UBOT> {questions[i % len(questions)]}") for i in range(n)]
+        async with scripted_llm([ANSWER[:30], ANSWER[30:]]) as llm_url:  # streams at once: generation ~0
+            configured = slack_settings(settings, slack, llm_base_url=llm_url)
+            questions = [q.question for q in labelled_questions()]
+            async with running_bot(configured, slack, embedder) as bot:
+                await bot.post(ev.app_mention("U1", "C1", "<@UBOT> warm up?"))
+                await bot.wait_answered(1)
+                await bot.clear_log()
+                mentions = [ev.app_mention("U1", "C1", f"<@UBOT> {questions[i % len(questions)]}") for i in range(n)]
 
-            started = time.perf_counter()
-            with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
-                acks = await asyncio.get_running_loop().run_in_executor(pool, post_concurrently, bot.url, mentions)
-            await bot.wait_answered(n, timeout=600)
-            wall = time.perf_counter() - started
+                started = time.perf_counter()
+                with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+                    acks = await asyncio.get_running_loop().run_in_executor(pool, post_concurrently, bot.url, mentions)
+                await bot.wait_answered(n, timeout=600)
+                wall = time.perf_counter() - started
 
-            # one question at a time: event in -> final answer posted, with generation ~0
-            await bot.clear_log()
-            pipeline = []
-            for i in range(n):
-                done = len(slack.calls_to("chat.update"))
-                start = time.perf_counter()
-                await bot.post(ev.app_mention("U1", "C1", f"<@UBOT> {questions[i % len(questions)]}"))
-                while len(slack.calls_to("chat.update")) == done:
-                    await asyncio.sleep(0.001)
-                pipeline.append((time.perf_counter() - start) * 1000)
-            rows = await bot.wait_answered(n)
-        await llm_runner.cleanup()
+                # one question at a time: event in -> final answer posted, with generation ~0
+                await bot.clear_log()
+                pipeline = []
+                for i in range(n):
+                    done = len(slack.calls_to("chat.update"))
+                    start = time.perf_counter()
+                    await bot.post(ev.app_mention("U1", "C1", f"<@UBOT> {questions[i % len(questions)]}"))
+                    while len(slack.calls_to("chat.update")) == done:
+                        await asyncio.sleep(0.001)
+                    pipeline.append((time.perf_counter() - start) * 1000)
+                rows = await bot.wait_answered(n)
 
     retrieval = [r["retrieval_ms"] for r in rows]
     print(f"{n} concurrent mentions: all answered in {wall:.1f}s ({n / wall:.1f} answers/s)")

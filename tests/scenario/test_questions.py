@@ -16,6 +16,7 @@ from retrieval.index import WikiIndex
 from tests.conftest import BASE_MODEL_NAME
 from tests.support import slack_events as ev
 from tests.support.bot_harness import RunningBot, running_bot, slack_settings
+from tests.support.llm_double import scripted_llm
 from tests.support.slack_api import FakeSlackAPI
 
 pytestmark = pytest.mark.slow
@@ -146,6 +147,37 @@ async def test_llm_down_answers_with_sources_and_a_note(wiki: WikiIndex, setting
     assert posted["text"] == SOURCES_ONLY_LEAD
     texts = " ".join(str(b) for b in posted["blocks"])
     assert "cannot reach the LLM" in texts and "Sources" in texts and "wiki.harborline.example" in texts
+
+
+async def test_llm_that_never_answers_times_out_to_sources(wiki: WikiIndex, settings: Settings, slack: FakeSlackAPI,
+                                                           embedder: Embedder):
+    async with scripted_llm(["never sent"], stall_after=0) as llm_url:
+        stuck = slack_settings(settings, slack, llm_base_url=llm_url, llm_timeout=1)
+        async with running_bot(stuck, slack, embedder) as bot:
+            await bot.post(ev.app_mention("U1", "C1", "<@UBOT> what is the vacation carryover rule?"))
+            (row,) = await bot.wait_answered(1)
+    assert row["status"] == "llm_error" and row["error"] == "timeout: the LLM did not answer within 1s"
+    assert not slack.calls_to("chat.startStream"), "nothing was streamed, so nothing to replace"
+    posted = slack.calls_to("chat.postMessage")[-1].params
+    assert posted["text"] == SOURCES_ONLY_LEAD
+    texts = " ".join(str(b) for b in posted["blocks"])
+    assert "did not answer within 1s" in texts and "wiki.harborline.example" in texts
+
+
+async def test_answer_cut_off_by_the_timeout_keeps_what_was_streamed(wiki: WikiIndex, settings: Settings,
+                                                                     slack: FakeSlackAPI, embedder: Embedder):
+    async with scripted_llm(["Unused vacation days ", "carry over [1]", " and"], stall_after=2) as llm_url:
+        slow = slack_settings(settings, slack, llm_base_url=llm_url, llm_timeout=1, stream_answers=True)
+        async with running_bot(slow, slack, embedder) as bot:
+            await bot.post(ev.app_mention("U1", "C1", "<@UBOT> what is the vacation carryover rule?"))
+            (row,) = await bot.wait_answered(1)
+    assert row["status"] == "answered" and row["error"] is None and row["cited"] == [1]
+    assert row["answer"].startswith("Unused vacation days carry over [1]") and "cut off" in row["answer"]
+    streamed = [chunk["text"] for method in ("chat.startStream", "chat.appendStream", "chat.stopStream")
+                for call in slack.calls_to(method) for chunk in call.params.get("chunks", [])]
+    assert "".join(streamed) == "Unused vacation days carry over [1]", "what came in time was streamed"
+    final = slack.calls_to("chat.update")[-1].params
+    assert "cut off" in final["text"] and "Sources" in " ".join(str(b) for b in final["blocks"])
 
 
 async def test_ask_command_runs_the_same_pipeline_without_slack(wiki: WikiIndex, vllm_url: str, monkeypatch, capsys):
