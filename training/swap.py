@@ -110,7 +110,7 @@ async def unload_stale(settings: Settings, db: Database) -> list[str]:
     unloaded = []
     for server in servers.servers:
         try:
-            for name in sorted(stale & await servers.served_models(server)):
+            for name in sorted(stale & (await servers.served_models(server)).keys()):
                 await servers.unload(server, name)
                 unloaded.append(f"{name}@{server.base_url}")
         except httpx.HTTPError as exc:

@@ -33,18 +33,27 @@ class VLLMAdapters:
         async with httpx.AsyncClient(timeout=self._timeout, headers=self._headers) as client:
             return await client.post(server.url(path), json=payload)
 
-    async def served_models(self, server: VLLMServer) -> set[str]:
+    async def served_models(self, server: VLLMServer) -> dict[str, str]:
+        """Served model id -> where it was loaded from (`root`: the adapter directory, for an adapter)."""
         async with httpx.AsyncClient(timeout=self._timeout, headers=self._headers) as client:
             response = await client.get(server.url("models"))
         response.raise_for_status()
-        return {m["id"] for m in response.json()["data"]}
+        return {m["id"]: m.get("root") for m in response.json()["data"]}
 
     async def load(self, server: VLLMServer, name: str, path: str) -> None:
+        """Load `name` from `path`; a `name` already served from another directory is replaced in place."""
+        payload = {"lora_name": name, "lora_path": path}
         try:
-            response = await self._post(server, "load_lora_adapter", {"lora_name": name, "lora_path": path})
+            response = await self._post(server, "load_lora_adapter", payload)
+            if response.status_code != 200 and "already been loaded" in response.text:
+                if (await self.served_models(server)).get(name) == path:
+                    return
+                log.warning("%s: %s is served from another directory; loading %s in its place",
+                            server.base_url, name, path)
+                response = await self._post(server, "load_lora_adapter", payload | {"load_inplace": True})
         except httpx.HTTPError as exc:
             raise AdapterLoadError(f"{server.base_url}: cannot load {name}: {exc}") from exc
-        if response.status_code != 200 and "already been loaded" not in response.text:
+        if response.status_code != 200:
             raise AdapterLoadError(f"{server.base_url}: cannot load {name}: {response.status_code} {response.text}")
 
     async def unload(self, server: VLLMServer, name: str) -> None:
@@ -83,11 +92,12 @@ class VLLMAdapters:
         await asyncio.gather(*(self.unload(s, name) for s in self.servers), return_exceptions=True)
 
     async def ensure_loaded(self, name: str, path: str) -> list[str]:
-        """Reconcile after restarts: load `name` on each server that lacks it; return the servers reloaded."""
+        """Reconcile after restarts: load `name` on each server that lacks it (or serves another directory under
+        that name); return the servers reloaded."""
         reloaded = []
         for server in self.servers:
             try:
-                if name in await self.served_models(server):
+                if (await self.served_models(server)).get(name) == path:
                     continue
                 await self.load(server, name, path)
                 reloaded.append(server.base_url)

@@ -179,6 +179,23 @@ async def test_reconcile_reloads_the_active_adapter_a_restarted_server_lost(
     assert (await reconcile(training_settings, registry.db)).reloaded == [], "nothing to do the second time"
 
 
+async def test_a_name_served_from_another_directory_is_replaced_in_place(
+    registry: AdapterRegistry, training_settings: Settings, trained_adapter: Path, vllm_url: str, tmp_path: Path
+):
+    v1 = await candidate(registry, training_settings, trained_adapter)
+    await activate(training_settings, registry.db, v1.version)
+    elsewhere = tmp_path / "wiki-v1"  # e.g. a database reset that numbers adapters from 1 again
+    shutil.copytree(trained_adapter, elsewhere)
+    servers = vllm_servers(training_settings)
+
+    assert await servers.ensure_loaded("wiki-v1", str(elsewhere)) == [vllm_url]
+    assert (await servers.served_models(servers.servers[0]))["wiki-v1"] == str(elsewhere)
+    async with httpx.AsyncClient(timeout=60) as client:
+        assert (await chat(client, vllm_url, "wiki-v1")).status_code == 200
+    assert await servers.ensure_loaded("wiki-v1", str(elsewhere)) == [], "served from there now"
+    await servers.load(servers.servers[0], "wiki-v1", str(elsewhere))  # loading it again is a no-op, no error
+
+
 async def test_rollback_serves_the_parent_again(
     registry: AdapterRegistry, training_settings: Settings, trained_adapter: Path, vllm_url: str
 ):
