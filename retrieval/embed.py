@@ -58,7 +58,8 @@ class Embedder(Embeddings):
         hf_logging.disable_progress_bar()  # "Loading weights" bars would clutter every command's output
 
         try:
-            return SentenceTransformer(resolve_model(self.model_name))
+            # the onnx backend runs on the CPU: the model it exports from must be there too
+            return SentenceTransformer(resolve_model(self.model_name), device="cpu" if self.backend == "onnx" else None)
         except Exception as exc:  # OSError, ValueError, HF hub errors: all mean "cannot load this model"
             raise ValueError(f"cannot load embedding model {self.model_name!r}: {exc}") from exc
 

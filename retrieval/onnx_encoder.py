@@ -21,7 +21,7 @@ import numpy as np
 import onnxruntime
 import torch
 from sentence_transformers import SentenceTransformer
-from sentence_transformers.models import Transformer
+from sentence_transformers.sentence_transformer.modules import Transformer
 
 log = logging.getLogger(__name__)
 
@@ -41,21 +41,28 @@ class OnnxSentenceEncoder:
         self.session = session
         self.inputs = [i.name for i in session.get_inputs()]
         self.output_name = model[0].module_output_name
+        # what `encode` applies by default, from the model's own configuration
+        self.prompt = model.prompts.get(model.default_prompt_name) if model.default_prompt_name else None
+        self.truncate_dim = model.truncate_dim
 
     @classmethod
     def load(cls, model: SentenceTransformer, cache_dir: Path) -> OnnxSentenceEncoder:
         """Open the cached graph of `model`'s weights, exporting it first when there is none (seconds, once)."""
         inputs = text_inputs(model)
         folder = cache_dir / weights_key(model, inputs)
-        if (folder / GRAPH_FILE).is_file():
+        graph = folder / GRAPH_FILE
+        if graph.is_file():
             try:
-                return cls(model, _session(folder / GRAPH_FILE))
+                return cls(model, _session(graph))
             except Exception as exc:  # onnxruntime raises its own Fail/InvalidGraph types: the entry is unusable
                 log.warning("cached ONNX graph %s cannot be loaded (%s); exporting it again", folder, exc)
                 shutil.rmtree(folder, ignore_errors=True)
         log.info("exporting the embedding model to ONNX into %s (once per model)", folder)
         export(model, inputs, folder)
-        return cls(model, _session(folder / GRAPH_FILE))
+        try:
+            return cls(model, _session(graph))
+        except Exception as exc:
+            raise OnnxUnsupported(f"the exported graph {graph} cannot be loaded: {exc}") from exc
 
     def encode(self, texts: Sequence[str], batch_size: int) -> np.ndarray:
         """Unit-length embeddings, one row per text; batches group texts of similar length (less padding)."""
@@ -71,13 +78,14 @@ class OnnxSentenceEncoder:
         return rows
 
     def _encode_batch(self, texts: list[str]) -> np.ndarray:
-        features = self.model.preprocess(texts)
+        features = self.model.preprocess(texts, prompt=self.prompt)
         (tokens,) = self.session.run(None, {name: features[name].numpy() for name in self.inputs})
         features[self.output_name] = torch.from_numpy(tokens)
         with torch.inference_mode():
             for module in list(self.model)[1:]:  # pooling, dense, normalize: whatever the model declares
                 features = module(features)
-            vectors = torch.nn.functional.normalize(features["sentence_embedding"].float(), dim=-1)
+            vectors = features["sentence_embedding"][:, : self.truncate_dim].float()
+            vectors = torch.nn.functional.normalize(vectors, dim=-1)
         return vectors.numpy()
 
 
@@ -93,8 +101,9 @@ def text_inputs(model: SentenceTransformer) -> list[str]:
     """Names of the tensors the tokenizer gives the transformer (input_ids, attention_mask, ...)."""
     if not isinstance(model[0], Transformer) or model[0].module_output_name != "token_embeddings":
         raise OnnxUnsupported(f"its first module is {type(model[0]).__name__}, not a text transformer")
+    accepted = model[0].model_forward_params  # None: the model takes any keyword
     features = model.preprocess(["probe"])
-    return [name for name, value in features.items() if hasattr(value, "numpy")]
+    return [n for n, v in features.items() if hasattr(v, "numpy") and (accepted is None or n in accepted)]
 
 
 def weights_key(model: SentenceTransformer, inputs: Sequence[str]) -> str:
@@ -123,10 +132,13 @@ def export(model: SentenceTransformer, inputs: Sequence[str], folder: Path) -> N
     """Write `folder`/model.onnx (and its weight files, for large models) atomically: a crash leaves no entry."""
     example = model.preprocess(["an example question", "a second, longer example sentence for the exporter"])
     dims = {0: torch.export.Dim("batch"), 1: torch.export.Dim("tokens")}
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".export-", dir=folder.parent))
     try:
-        with warnings.catch_warnings(), _quiet("torch.onnx", "torch.export", "torch._dynamo"):
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=".export-", dir=folder.parent))
+    except OSError as exc:
+        raise OnnxUnsupported(f"cannot write the exported model into {folder.parent}: {exc}") from exc
+    try:
+        with warnings.catch_warnings(), _quiet("torch.onnx", "torch.export", "torch._dynamo", "onnxscript", "onnx_ir"):
             warnings.simplefilter("ignore")  # the exporter warns about internals a user cannot act on
             program = torch.onnx.export(
                 _TokenEmbeddings(model[0].model, inputs).eval(),
@@ -138,6 +150,9 @@ def export(model: SentenceTransformer, inputs: Sequence[str], folder: Path) -> N
                 verbose=False,
             )
             program.save(str(staging / GRAPH_FILE))
+        staging.chmod(0o755)  # mkdtemp's folder is private; a bot running as another user must read it
+        if folder.is_dir() and not (folder / GRAPH_FILE).is_file():
+            shutil.rmtree(folder)  # an entry without its graph (files deleted by hand): replace it
         try:
             os.rename(staging, folder)
         except OSError:
@@ -151,7 +166,7 @@ def export(model: SentenceTransformer, inputs: Sequence[str], folder: Path) -> N
 
 @contextmanager
 def _quiet(*names: str) -> Iterator[None]:
-    """Raise the named loggers to ERROR for a block (the exporter logs warnings about optional torchvision ops)."""
+    """Raise the named loggers to ERROR for a block (the exporter logs each of its steps, and optional ops)."""
     loggers = [logging.getLogger(name) for name in names]
     levels = [logger.level for logger in loggers]
     for logger in loggers:

@@ -48,21 +48,64 @@ def test_export_happens_once_per_model_weights(embedder: Embedder, caplog: pytes
     assert len([p for p in embedder.onnx_cache.iterdir() if not p.name.startswith(".")]) == 1
 
 
+def _truncate(graph: Path) -> None:
+    graph.write_bytes(b"half a file")  # a disk that filled up, a copy cut short
+
+
+def _move_aside(graph: Path) -> None:
+    graph.rename(graph.with_name("model.onnx.old"))  # by hand: the folder is left, with other files in it
+
+
+@pytest.mark.parametrize("damage", [_truncate, _move_aside])
 def test_broken_cache_entry_is_exported_again(
-    embedder: Embedder, torch_vectors: np.ndarray, tmp_path: Path, caplog: pytest.LogCaptureFixture
+    embedder: Embedder, torch_vectors: np.ndarray, tmp_path: Path, caplog: pytest.LogCaptureFixture, damage
 ):
     embedder.embed_query("load it")
     cache = tmp_path / "onnx"
     shutil.copytree(embedder.onnx_cache, cache)
     (graph,) = cache.glob(f"*/{GRAPH_FILE}")
-    graph.write_bytes(b"half a file")  # a disk that filled up, a copy cut short
+    damage(graph)
     repaired = Embedder(embedder.model_name, onnx_cache=cache)
     repaired._model = embedder._model
     with caplog.at_level(logging.INFO, logger="retrieval.onnx_encoder"):
         vectors = np.asarray(repaired.embed_documents(TEXTS))
-    assert "cannot be loaded" in caplog.text and EXPORTING in caplog.text
+    assert repaired.active_backend == "onnx" and EXPORTING in caplog.text
     assert np.min(np.sum(vectors * torch_vectors, axis=1)) > 0.9999
     assert not [p for p in cache.iterdir() if p.name.startswith(".export-")]  # no staging folder left behind
+
+
+def test_unusable_cache_folder_falls_back_to_torch_or_says_why(
+    embedder: Embedder, torch_vectors: np.ndarray, tmp_path: Path, caplog: pytest.LogCaptureFixture
+):
+    not_a_folder = tmp_path / "onnx"
+    not_a_folder.write_text("a file where the cache folder should be")
+    fallback = Embedder(embedder.model_name, onnx_cache=not_a_folder)
+    fallback._model = embedder._model
+    with caplog.at_level(logging.WARNING, logger="retrieval.embed"):
+        vectors = np.asarray(fallback.embed_documents(TEXTS))
+    assert fallback.active_backend == "torch" and "runs in torch" in caplog.text
+    assert np.min(np.sum(vectors * torch_vectors, axis=1)) > 0.9999
+    insisting = Embedder(embedder.model_name, backend="onnx", onnx_cache=not_a_folder)
+    insisting._model = embedder._model
+    with pytest.raises(ValueError, match="cannot run in ONNX Runtime: cannot write the exported model"):
+        insisting.embed_query("x")
+
+
+def test_a_model_default_prompt_is_applied_by_both_backends(embedder: Embedder):
+    from sentence_transformers import SentenceTransformer
+
+    from retrieval.embed import resolve_model
+
+    prompted = SentenceTransformer(resolve_model(embedder.model_name), device="cpu")
+    prompted.prompts, prompted.default_prompt_name = {"query": "query: "}, "query"
+    vectors = {}
+    for backend in ("torch", "onnx"):
+        configured = Embedder(embedder.model_name, backend=backend, onnx_cache=embedder.onnx_cache)
+        configured._model = prompted
+        vectors[backend] = np.asarray(configured.embed_documents(TEXTS))
+    plain = np.asarray(embedder.embed_documents(TEXTS))
+    assert np.min(np.sum(vectors["onnx"] * vectors["torch"], axis=1)) > 0.9999
+    assert np.max(np.sum(vectors["onnx"] * plain, axis=1)) < 0.999, "the prompt changed the vectors"
 
 
 def test_onnx_backend_needs_a_cache_folder():
