@@ -151,6 +151,11 @@ class Settings(BaseSettings):
     )
     train_schedule: str = Field(default="0 3 * * *", description="Cron schedule of the training job (server time).")
     train_min_new_pairs: int = Field(default=20, ge=1, description="Skip a scheduled run with fewer new preference pairs.")
+    train_keep_datasets: int = Field(
+        default=20,
+        ge=1,
+        description="Dataset snapshots kept besides those adapters were trained on; each new one deletes older ones.",
+    )
     train_heldout_fraction: float = Field(
         default=0.2, gt=0, lt=1, description="Share of prompts kept out of training to gate new adapters."
     )

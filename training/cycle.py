@@ -96,7 +96,7 @@ async def run_cycle(settings: Settings, db: Database, *, force: bool = False) ->
 
 async def _train_gate_swap(settings: Settings, db: Database, report: CycleReport, force: bool) -> None:
     base_model: str = settings.base_model  # type: ignore[assignment]  # checked by run_cycle
-    snapshot = await build_snapshot(db, settings.train_heldout_fraction)
+    snapshot = await build_snapshot(db, settings.train_heldout_fraction, settings.train_keep_datasets)
     report.dataset_id, report.new_pairs = snapshot.id, snapshot.new_pairs
     if snapshot.new_pairs < settings.train_min_new_pairs and not force:
         report.message = f"{snapshot.new_pairs} new pairs, fewer than {settings.train_min_new_pairs}"

@@ -8,6 +8,7 @@ answers and feedback that went in. Snapshots are never changed afterwards: a mod
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -28,6 +29,8 @@ from training.pairs import (
     split_of,
     trl_record,
 )
+
+log = logging.getLogger(__name__)
 
 SNAPSHOT_LOCK = 72_650_101  # pg_advisory_xact_lock key: one snapshot build at a time
 
@@ -55,6 +58,12 @@ UNION ALL
 SELECT id, interaction_id, user_id, kind, value, text, source_n FROM feedback
 WHERE kind IN ('correction', 'comment') AND retracted_at IS NULL AND interaction_id = ANY(%(ids)s::bigint[])
 ORDER BY id
+"""
+# Snapshots past the newest `keep` go, except those an adapter was trained on (what it learnt from stays known).
+_PRUNE = """
+DELETE FROM datasets
+WHERE id NOT IN (SELECT id FROM datasets ORDER BY id DESC LIMIT %(keep)s)
+    AND id NOT IN (SELECT dataset_id FROM adapters WHERE dataset_id IS NOT NULL)
 """
 _NEW_PAIRS = """
 SELECT count(*) FROM dataset_pairs p WHERE p.dataset_id = %(new)s AND NOT EXISTS (
@@ -92,9 +101,9 @@ class DatasetSnapshot:
 
 
 async def build_snapshot(
-    db: Database, heldout_fraction: float, max_distractors: int = DEFAULT_MAX_DISTRACTORS
+    db: Database, heldout_fraction: float, keep: int, max_distractors: int = DEFAULT_MAX_DISTRACTORS
 ) -> DatasetSnapshot:
-    """Build the pairs the feedback gives now and store them as a new snapshot."""
+    """Build the pairs the feedback gives now and store them as a new snapshot; older ones past `keep` go."""
     async with db.connection() as conn, conn.transaction():
         await conn.execute("SELECT pg_advisory_xact_lock(%s)", (SNAPSHOT_LOCK,))
         cur = await conn.execute(_ANSWERS)
@@ -122,6 +131,9 @@ async def build_snapshot(
             (new_pairs,) = await cur.fetchone()  # type: ignore[misc]
         counts = {"splits": splits, "stats": built.stats, "new_pairs": new_pairs, "previous_id": previous_id}
         await conn.execute("UPDATE datasets SET counts = %s WHERE id = %s", (Jsonb(counts), dataset_id))
+        pruned = (await conn.execute(_PRUNE, {"keep": keep})).rowcount
+    if pruned:
+        log.info("deleted %d old dataset snapshot(s): %d kept besides those adapters were trained on", pruned, keep)
     return DatasetSnapshot(dataset_id, created_at, settings, **counts)
 
 
