@@ -1,14 +1,26 @@
-"""Operating the bot: Prometheus metrics, health, and the App Home view, through the real app over HTTP."""
+"""Operating the bot: Prometheus metrics, health, the App Home view, and Socket Mode, through the real app."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 import aiohttp
 import pytest
 
+from bot.app import build_app
+from bot.server import serve
+from bot.services import BotServices
+from retrieval.config import Settings
+from retrieval.embed import Embedder
+from retrieval.index import WikiIndex
+from retrieval.sample import SAMPLE_BASE_URL
 from tests.support import slack_events as ev
-from tests.support.bot_harness import RunningBot
+from tests.support.bot_harness import BOT_TOKEN, RunningBot
+from tests.support.llm_double import scripted_llm
+from tests.support.slack_api import FakeSlackAPI
+from tests.support.socket_mode import SocketModeServer
+from training.vllm_server import free_port
 
 pytestmark = pytest.mark.slow
 
@@ -68,3 +80,33 @@ async def test_a_new_assistant_thread_gets_example_questions(bot: RunningBot):
     (call,) = await bot.slack.async_wait_for("assistant.threads.setSuggestedPrompts")
     assert (call.params["channel_id"], call.params["thread_ts"]) == ("D5", "50.000001")
     assert len(call.params["prompts"]) == 3 and all(p["message"] for p in call.params["prompts"])
+
+
+async def test_socket_mode_answers_without_a_public_endpoint(wiki: WikiIndex, settings: Settings,
+                                                             slack: FakeSlackAPI, embedder: Embedder):
+    """`wikibot serve` with an app token: events arrive over Slack's WebSocket, acks go back on it, no signing."""
+    app_token, port = "xapp-1-A1-1-secret", free_port()
+    async with SocketModeServer() as socket, scripted_llm(["Ask your manager, ", "then file an IT request [1]."]) as llm:
+        slack.socket_mode_url = socket.url
+        configured = settings.model_copy(update={
+            "slack_bot_token": BOT_TOKEN, "slack_app_token": app_token, "slack_api_url": slack.base_url,
+            "llm_base_url": llm, "stream_answers": False,
+        })
+        async with BotServices.open(configured, embedder=embedder) as services:
+            serving = asyncio.create_task(serve(build_app(services), services, port))
+            try:
+                mention = ev.app_mention("U1", "C1", "<@UBOT> how do I request a new laptop?")
+                ack = await socket.send(ev.event_callback(mention))
+                (posted,) = await asyncio.to_thread(slack.wait_for, "chat.postMessage", 1, 30)
+                async with aiohttp.ClientSession() as session, session.get(f"http://127.0.0.1:{port}/healthz") as r:
+                    health = r.status
+            finally:
+                serving.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await serving
+    assert set(ack) == {"envelope_id"}, "acknowledged on the socket, with nothing to say"
+    (opened,) = slack.calls_to("apps.connections.open")
+    assert opened.token == app_token
+    assert posted.params["thread_ts"] == mention["ts"] and posted.params["channel"] == "C1"
+    assert "IT request [1]" in posted.params["text"] and SAMPLE_BASE_URL in str(posted.params["blocks"])
+    assert health == 200, "/healthz is still served over HTTP for the orchestrator"

@@ -70,7 +70,9 @@ class FakeSlackAPI:
             "conversations.replies": lambda p: self._listing(p, newest_first=False),
             "conversations.history": lambda p: self._listing(p, newest_first=True),
             "users.info": self._user_info,
+            "apps.connections.open": self._connections_open,
         }
+        self.socket_mode_url: str | None = None  # what apps.connections.open hands out (tests/support/socket_mode.py)
 
     def __enter__(self) -> Self:
         self._server = _Server(self)
@@ -230,6 +232,11 @@ class FakeSlackAPI:
         cap = int(p.get("limit") or len(msgs))
         page = [dict(m) for m in msgs[:cap]]
         return {"ok": True, "messages": page, "has_more": len(msgs) > cap, "response_metadata": {"next_cursor": ""}}
+
+    def _connections_open(self, p: Json) -> Json:
+        if self.socket_mode_url is None:
+            return {"ok": False, "error": "not_allowed_token_type"}
+        return {"ok": True, "url": self.socket_mode_url}
 
     def _user_info(self, p: Json) -> Json:
         uid = str(p.get("user"))
