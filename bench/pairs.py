@@ -100,7 +100,7 @@ async def bench_db(n_interactions: int, tmp: Path) -> None:
                 await fill(conn, answers, events)
             for run in ("first", "second"):
                 started = time.perf_counter()
-                snapshot = await build_snapshot(db, settings.train_heldout_fraction, settings.train_keep_datasets)
+                snapshot = await build_snapshot(db, settings.train_heldout_fraction)
                 seconds = time.perf_counter() - started
                 print(
                     f"build_snapshot ({run}): {n_interactions:,} interactions, {len(events):,} feedback rows ->"

@@ -154,7 +154,8 @@ class Settings(BaseSettings):
     train_keep_datasets: int = Field(
         default=20,
         ge=1,
-        description="Dataset snapshots kept besides those adapters were trained on; each new one deletes older ones.",
+        description="Dataset snapshots kept: each training run deletes those older than the newest N, except the "
+        "ones adapters were trained on.",
     )
     train_heldout_fraction: float = Field(
         default=0.2, gt=0, lt=1, description="Share of prompts kept out of training to gate new adapters."

@@ -48,7 +48,9 @@ class Embedder(Embeddings):
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Embedder:
-        return cls(settings.embedding_model, settings.embedding_batch_size, settings.embedding_backend, settings.onnx_dir)
+        return cls(
+            settings.embedding_model, settings.embedding_batch_size, settings.embedding_backend, settings.onnx_dir
+        )
 
     @cached_property
     def _model(self):  # noqa: ANN202 - SentenceTransformer, imported lazily (torch is slow to import)

@@ -150,7 +150,9 @@ def export(model: SentenceTransformer, inputs: Sequence[str], folder: Path) -> N
                 verbose=False,
             )
             program.save(str(staging / GRAPH_FILE))
-        staging.chmod(0o755)  # mkdtemp's folder is private; a bot running as another user must read it
+        for written in staging.iterdir():  # a bot running as another user must read them
+            written.chmod(0o644)
+        staging.chmod(0o755)  # mkdtemp's folder is private
         if folder.is_dir() and not (folder / GRAPH_FILE).is_file():
             shutil.rmtree(folder)  # an entry without its graph (files deleted by hand): replace it
         try:

@@ -30,7 +30,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 async def pairs_build(args: argparse.Namespace, settings: Settings) -> int:
     async with Database.open(settings) as db:
-        snapshot = await build_snapshot(db, settings.train_heldout_fraction, settings.train_keep_datasets)
+        snapshot = await build_snapshot(db, settings.train_heldout_fraction)
     print(json.dumps(snapshot.as_dict(), indent=2) if args.json else summary(snapshot))
     return 0
 

@@ -19,7 +19,7 @@ from typing import Any
 
 from retrieval.config import Settings
 from retrieval.db import Database
-from training.datasets import build_snapshot, load_pairs
+from training.datasets import build_snapshot, load_pairs, prune_snapshots
 from training.gate import GateMetrics, decide, evaluate
 from training.registry import AdapterRegistry, training_lock
 from training.swap import activate, unload_stale
@@ -96,7 +96,8 @@ async def run_cycle(settings: Settings, db: Database, *, force: bool = False) ->
 
 async def _train_gate_swap(settings: Settings, db: Database, report: CycleReport, force: bool) -> None:
     base_model: str = settings.base_model  # type: ignore[assignment]  # checked by run_cycle
-    snapshot = await build_snapshot(db, settings.train_heldout_fraction, settings.train_keep_datasets)
+    snapshot = await build_snapshot(db, settings.train_heldout_fraction)
+    await prune_snapshots(db, settings.train_keep_datasets)  # only runs prune: this one is the newest, and kept
     report.dataset_id, report.new_pairs = snapshot.id, snapshot.new_pairs
     if snapshot.new_pairs < settings.train_min_new_pairs and not force:
         report.message = f"{snapshot.new_pairs} new pairs, fewer than {settings.train_min_new_pairs}"

@@ -101,9 +101,9 @@ class DatasetSnapshot:
 
 
 async def build_snapshot(
-    db: Database, heldout_fraction: float, keep: int, max_distractors: int = DEFAULT_MAX_DISTRACTORS
+    db: Database, heldout_fraction: float, max_distractors: int = DEFAULT_MAX_DISTRACTORS
 ) -> DatasetSnapshot:
-    """Build the pairs the feedback gives now and store them as a new snapshot; older ones past `keep` go."""
+    """Build the pairs the feedback gives now and store them as a new snapshot."""
     async with db.connection() as conn, conn.transaction():
         await conn.execute("SELECT pg_advisory_xact_lock(%s)", (SNAPSHOT_LOCK,))
         cur = await conn.execute(_ANSWERS)
@@ -131,10 +131,21 @@ async def build_snapshot(
             (new_pairs,) = await cur.fetchone()  # type: ignore[misc]
         counts = {"splits": splits, "stats": built.stats, "new_pairs": new_pairs, "previous_id": previous_id}
         await conn.execute("UPDATE datasets SET counts = %s WHERE id = %s", (Jsonb(counts), dataset_id))
+    return DatasetSnapshot(dataset_id, created_at, settings, **counts)
+
+
+async def prune_snapshots(db: Database, keep: int) -> int:
+    """Delete snapshots older than the newest `keep`, except those an adapter was trained on; return how many.
+
+    Only training runs call it, holding the training lock: a run's snapshot is unprotected until its adapter
+    row exists, so nothing else may prune meanwhile.
+    """
+    async with db.connection() as conn:
         pruned = (await conn.execute(_PRUNE, {"keep": keep})).rowcount
     if pruned:
-        log.info("deleted %d old dataset snapshot(s): %d kept besides those adapters were trained on", pruned, keep)
-    return DatasetSnapshot(dataset_id, created_at, settings, **counts)
+        log.info("deleted %d old dataset snapshot(s), keeping the newest %d and those adapters were trained on",
+                 pruned, keep)
+    return pruned
 
 
 async def _store_pairs(

@@ -33,7 +33,7 @@ class VLLMAdapters:
         async with httpx.AsyncClient(timeout=self._timeout, headers=self._headers) as client:
             return await client.post(server.url(path), json=payload)
 
-    async def served_models(self, server: VLLMServer) -> dict[str, str]:
+    async def served_models(self, server: VLLMServer) -> dict[str, str | None]:
         """Served model id -> where it was loaded from (`root`: the adapter directory, for an adapter)."""
         async with httpx.AsyncClient(timeout=self._timeout, headers=self._headers) as client:
             response = await client.get(server.url("models"))

@@ -16,7 +16,7 @@ from retrieval.embed import Embedder
 from retrieval.index import WikiIndex
 from retrieval.sample import SAMPLE_BASE_URL
 from tests.support import slack_events as ev
-from tests.support.bot_harness import BOT_TOKEN, RunningBot
+from tests.support.bot_harness import RunningBot, slack_settings
 from tests.support.llm_double import scripted_llm
 from tests.support.slack_api import FakeSlackAPI
 from tests.support.socket_mode import SocketModeServer
@@ -82,16 +82,16 @@ async def test_a_new_assistant_thread_gets_example_questions(bot: RunningBot):
     assert len(call.params["prompts"]) == 3 and all(p["message"] for p in call.params["prompts"])
 
 
-async def test_socket_mode_answers_without_a_public_endpoint(wiki: WikiIndex, settings: Settings,
-                                                             slack: FakeSlackAPI, embedder: Embedder):
+async def test_socket_mode_answers_without_a_public_endpoint(
+    wiki: WikiIndex, settings: Settings, slack: FakeSlackAPI, embedder: Embedder
+):
     """`wikibot serve` with an app token: events arrive over Slack's WebSocket, acks go back on it, no signing."""
     app_token, port = "xapp-1-A1-1-secret", free_port()
-    async with SocketModeServer() as socket, scripted_llm(["Ask your manager, ", "then file an IT request [1]."]) as llm:
+    answer = ["Ask your manager, ", "then file an IT request [1]."]
+    async with SocketModeServer() as socket, scripted_llm(answer) as llm:
         slack.socket_mode_url = socket.url
-        configured = settings.model_copy(update={
-            "slack_bot_token": BOT_TOKEN, "slack_app_token": app_token, "slack_api_url": slack.base_url,
-            "llm_base_url": llm, "stream_answers": False,
-        })
+        configured = slack_settings(settings, slack, slack_app_token=app_token, slack_signing_secret=None,
+                                    llm_base_url=llm, stream_answers=False)
         async with BotServices.open(configured, embedder=embedder) as services:
             serving = asyncio.create_task(serve(build_app(services), services, port))
             try:

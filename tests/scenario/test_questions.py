@@ -167,7 +167,7 @@ async def test_llm_that_never_answers_times_out_to_sources(wiki: WikiIndex, sett
 async def test_answer_cut_off_by_the_timeout_keeps_what_was_streamed(wiki: WikiIndex, settings: Settings,
                                                                      slack: FakeSlackAPI, embedder: Embedder):
     async with scripted_llm(["Unused vacation days ", "carry over [1]", " and"], stall_after=2) as llm_url:
-        slow = slack_settings(settings, slack, llm_base_url=llm_url, llm_timeout=1, stream_answers=True)
+        slow = slack_settings(settings, slack, llm_base_url=llm_url, llm_timeout=1)
         async with running_bot(slow, slack, embedder) as bot:
             await bot.post(ev.app_mention("U1", "C1", "<@UBOT> what is the vacation carryover rule?"))
             (row,) = await bot.wait_answered(1)

@@ -24,6 +24,7 @@ from tests.conftest import ROOT
 from tests.support.preference_pairs import log_corrected_answers, wiki_answers
 from training import commands
 from training.cycle import run_cycle
+from training.datasets import build_snapshot
 from training.registry import AdapterRegistry, training_lock
 
 pytestmark = pytest.mark.slow
@@ -68,8 +69,13 @@ async def test_a_cycle_trains_gates_and_promotes(logged: Database, training_sett
 
 async def test_a_rejected_adapter_leaves_the_active_one(logged: Database, training_settings: Settings, vllm_url: str):
     strict = training_settings.model_copy(update={"gate_min_accuracy_delta": 2.0, **FEW_STEPS})
-    report = await run_cycle(strict, logged)
+    manual = await build_snapshot(logged, 0.2)  # `wikibot pairs build` by hand: not trained on, so it goes
+    report = await run_cycle(strict.model_copy(update={"train_keep_datasets": 1}), logged)
     assert report.status == "skipped" and report.new_pairs == 0, "no new feedback since the last dataset"
+    async with logged.connection() as conn:
+        remaining = [row[0] for row in await (await conn.execute("SELECT id FROM datasets ORDER BY id")).fetchall()]
+    learnt_from = (await AdapterRegistry(logged).get(1)).dataset_id
+    assert manual.id not in remaining and remaining == [learnt_from, report.dataset_id], "wiki-v1's and this run's"
 
     report = await run_cycle(strict, logged, force=True)
     assert report.status == "rejected" and report.adapter == "wiki-v2"

@@ -16,7 +16,9 @@ from psycopg.types.json import Jsonb
 from retrieval.config import Settings
 from retrieval.db import Database
 from training import cli
-from training.datasets import DatasetNotFound, build_snapshot, export_jsonl, latest_snapshot, load_pairs
+from training.datasets import (
+    DatasetNotFound, build_snapshot, export_jsonl, latest_snapshot, load_pairs, prune_snapshots,
+)
 
 SOURCES = [
     {"n": n, "chunk_id": n, "page_id": n, "space": "hr", "title": f"Page {n}", "section": "",
@@ -85,7 +87,7 @@ async def test_snapshots_are_versioned_and_record_what_went_in(db: Database):
     await give(db, disliked, "U1", "rating", value=-1, via="button", event_ts=2)  # changed their mind: -1 stands
     await give(db, disliked, "U2", "comment", text="the address moved", message_ts="9.2")
 
-    first = await build_snapshot(db, heldout_fraction=0.5, keep=20)
+    first = await build_snapshot(db, heldout_fraction=0.5)
     assert first.previous_id is None and first.new_pairs == first.pairs == 5  # 1 correction, 2 x 2 distractors
     assert first.splits["train"]["correction"] + first.splits["heldout"]["correction"] == 1
     assert (first.stats["rated_up"], first.stats["rated_down"], first.stats["rejected_unpaired"]) == (1, 1, 1)
@@ -104,20 +106,20 @@ async def test_snapshots_are_versioned_and_record_what_went_in(db: Database):
         "rejected": [{"role": "assistant", "content": "Your manager [1]."}],
     }
 
-    untrained = await build_snapshot(db, heldout_fraction=0.5, keep=20)
+    untrained = await build_snapshot(db, heldout_fraction=0.5)
     assert (untrained.previous_id, untrained.new_pairs) == (None, 5), "nothing trained yet: every pair is new"
     async with db.connection() as conn:  # a training run used the first snapshot
         await conn.execute(
             "INSERT INTO adapters (version, name, path, dataset_id, status) VALUES (1, 'wiki-v1', '/a', %s, 'rejected')",
             (first.id,),
         )
-    again = await build_snapshot(db, heldout_fraction=0.5, keep=20)
+    again = await build_snapshot(db, heldout_fraction=0.5)
     assert (again.id, again.previous_id, again.new_pairs, again.pairs) == (first.id + 2, first.id, 0, 5)
     assert await latest_snapshot(db) == again
 
     await give(db, disliked, "U3", "rating", value=1, via="reaction:+1", event_ts=3)
     await give(db, disliked, "U4", "rating", value=1, via="reaction:+1", event_ts=3)  # net +1 now
-    third = await build_snapshot(db, heldout_fraction=0.5, keep=20)
+    third = await build_snapshot(db, heldout_fraction=0.5)
     assert (third.new_pairs, third.pairs) == (2, 7)
 
 
@@ -126,7 +128,7 @@ async def test_a_question_asked_again_is_one_prompt_in_one_split(db: Database):
     second = await ask(db, "Is the office open on Sunday?", "No [2].", [2])
     await give(db, first, "U1", "rating", value=-1, via="button", event_ts=1)
     await give(db, second, "U1", "rating", value=1, via="button", event_ts=1)
-    snapshot = await build_snapshot(db, heldout_fraction=0.5, keep=20)
+    snapshot = await build_snapshot(db, heldout_fraction=0.5)
     async with db.connection() as conn:
         cur = await conn.execute(
             "SELECT DISTINCT interaction_id, split, kind FROM dataset_pairs WHERE dataset_id = %s AND prompt = %s",
@@ -143,7 +145,7 @@ async def test_retracted_ratings_and_deleted_corrections_are_not_used(db: Databa
     fix = await give(db, answered, "U2", "correction", text="No, 5 a day.", message_ts="7.1")
     async with db.connection() as conn:
         await conn.execute("UPDATE feedback SET retracted_at = now() WHERE id = ANY(%s)", ([rating, fix],))
-    snapshot = await build_snapshot(db, heldout_fraction=0.5, keep=20)
+    snapshot = await build_snapshot(db, heldout_fraction=0.5)
     async with db.connection() as conn:
         cur = await conn.execute("SELECT interaction_ids, feedback_ids FROM datasets WHERE id = %s", (snapshot.id,))
         interaction_ids, feedback_ids = await cur.fetchone()
@@ -183,17 +185,18 @@ async def test_the_cli_builds_and_exports_trl_jsonl(db: Database, settings: Sett
 async def test_old_snapshots_go_except_those_adapters_were_trained_on(db: Database):
     answered = await ask(db, "Where is the badge office?", "Floor 2 [1].", [1])
     await give(db, answered, "U1", "correction", text="Floor 3 [1].", message_ts="5.1")
-    trained_on, dropped, recent = [await build_snapshot(db, heldout_fraction=0.5, keep=20) for _ in range(3)]
+    trained_on, dropped, recent, newest = [await build_snapshot(db, heldout_fraction=0.5) for _ in range(4)]
     async with db.connection() as conn:
         await conn.execute(
-            "INSERT INTO adapters (version, name, path, dataset_id, status) VALUES (900, 'wiki-v900', '/a', %s, 'active')",
+            "INSERT INTO adapters (version, name, path, dataset_id, status)"
+            " VALUES (900, 'wiki-v900', '/a', %s, 'active')",
             (trained_on.id,),
         )
-    newest = await build_snapshot(db, heldout_fraction=0.5, keep=2)
+    assert await prune_snapshots(db, keep=2) >= 1
     async with db.connection() as conn:
         cur = await conn.execute("SELECT id FROM datasets WHERE id >= %s ORDER BY id", (trained_on.id,))
         assert [row[0] for row in await cur.fetchall()] == [trained_on.id, recent.id, newest.id]
         cur = await conn.execute("SELECT count(*) FROM dataset_pairs WHERE dataset_id = %s", (dropped.id,))
         assert (await cur.fetchone())[0] == 0, "its pairs went with it"
-    assert (newest.previous_id, newest.new_pairs) == (trained_on.id, 0)
     assert len(await load_pairs(db, trained_on.id, "train") + await load_pairs(db, trained_on.id, "heldout")) > 0
+    assert await prune_snapshots(db, keep=2) == 0, "nothing more to delete"

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import httpx
 import pytest
+import torch
+from safetensors.torch import load_file, save_file
 
 from retrieval.config import Settings
 from retrieval.db import Database
@@ -179,6 +181,16 @@ async def test_reconcile_reloads_the_active_adapter_a_restarted_server_lost(
     assert (await reconcile(training_settings, registry.db)).reloaded == [], "nothing to do the second time"
 
 
+async def first_logprobs(vllm_url: str, model: str) -> list[float]:
+    """Log-probabilities of the first greedy tokens `model` generates for the test question."""
+    messages = [{"role": "user", "content": "How many days of bereavement leave for a grandparent?"}]
+    payload = {"model": model, "messages": messages, "max_tokens": 4, "temperature": 0, "logprobs": True}
+    async with httpx.AsyncClient(timeout=60) as client:
+        response = await client.post(f"{vllm_url}/chat/completions", json=payload)
+    assert response.status_code == 200, response.text
+    return [token["logprob"] for token in response.json()["choices"][0]["logprobs"]["content"]]
+
+
 async def test_a_name_served_from_another_directory_is_replaced_in_place(
     registry: AdapterRegistry, training_settings: Settings, trained_adapter: Path, vllm_url: str, tmp_path: Path
 ):
@@ -186,13 +198,17 @@ async def test_a_name_served_from_another_directory_is_replaced_in_place(
     await activate(training_settings, registry.db, v1.version)
     elsewhere = tmp_path / "wiki-v1"  # e.g. a database reset that numbers adapters from 1 again
     shutil.copytree(trained_adapter, elsewhere)
+    weights = elsewhere / "adapter_model.safetensors"
+    tensors = load_file(weights)
+    save_file({k: torch.zeros_like(v) if "lora_B" in k else v for k, v in tensors.items()}, weights)  # = the base
+    base = await first_logprobs(vllm_url, BASE_MODEL_NAME)
+    assert await first_logprobs(vllm_url, "wiki-v1") != pytest.approx(base, abs=1e-4), "the trained one differs"
     servers = vllm_servers(training_settings)
 
     assert await servers.ensure_loaded("wiki-v1", str(elsewhere)) == [vllm_url]
     assert (await servers.served_models(servers.servers[0]))["wiki-v1"] == str(elsewhere)
-    async with httpx.AsyncClient(timeout=60) as client:
-        assert (await chat(client, vllm_url, "wiki-v1")).status_code == 200
-    assert await servers.ensure_loaded("wiki-v1", str(elsewhere)) == [], "served from there now"
+    assert await first_logprobs(vllm_url, "wiki-v1") == pytest.approx(base, abs=1e-4), "served from there now"
+    assert await servers.ensure_loaded("wiki-v1", str(elsewhere)) == [], "nothing to reload"
     await servers.load(servers.servers[0], "wiki-v1", str(elsewhere))  # loading it again is a no-op, no error
 
 
