@@ -67,14 +67,10 @@ class OnnxSentenceEncoder:
     def encode(self, texts: Sequence[str], batch_size: int) -> np.ndarray:
         """Unit-length embeddings, one row per text; batches group texts of similar length (less padding)."""
         order = np.argsort([-len(text) for text in texts], kind="stable")
-        rows: np.ndarray | None = None
-        for start in range(0, len(texts), batch_size):
-            picked = order[start : start + batch_size]
-            batch = self._encode_batch([texts[i] for i in picked])
-            if rows is None:
-                rows = np.empty((len(texts), batch.shape[1]), dtype=np.float32)
-            rows[picked] = batch
-        assert rows is not None, "encode needs at least one text"
+        batches = [order[start : start + batch_size] for start in range(0, len(texts), batch_size)]
+        by_length = np.concatenate([self._encode_batch([texts[i] for i in batch]) for batch in batches])
+        rows = np.empty_like(by_length)
+        rows[order] = by_length
         return rows
 
     def _encode_batch(self, texts: list[str]) -> np.ndarray:
