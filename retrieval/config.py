@@ -13,6 +13,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ENV_PREFIX = "WIKIBOT_"
 BUNDLED_EMBEDDING_MODEL = "all-MiniLM-L6-v2"
+EmbeddingBackend = Literal["auto", "onnx", "torch"]
 
 
 class Settings(BaseSettings):
@@ -40,7 +41,7 @@ class Settings(BaseSettings):
         "Changing it re-embeds the wiki on the next ingest.",
     )
     embedding_batch_size: int = Field(default=64, ge=1, description="Chunks embedded per batch.")
-    embedding_backend: Literal["auto", "onnx", "torch"] = Field(
+    embedding_backend: EmbeddingBackend = Field(
         default="auto",
         description="Where embeddings run: `onnx` (ONNX Runtime, about 3x faster per question on a CPU; the model "
         "is exported once into DATA_DIR/onnx), `torch`, or `auto` (onnx on a CPU, torch on a GPU). Same vectors.",

@@ -5,18 +5,16 @@ from __future__ import annotations
 import logging
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING
 
 from langchain_core.embeddings import Embeddings
 
-from retrieval.config import BUNDLED_EMBEDDING_MODEL, Settings
+from retrieval.config import BUNDLED_EMBEDDING_MODEL, EmbeddingBackend, Settings
 
 if TYPE_CHECKING:
     from retrieval.onnx_encoder import OnnxSentenceEncoder
 
 log = logging.getLogger(__name__)
-
-Backend = Literal["auto", "onnx", "torch"]
 
 
 def resolve_model(name: str) -> str:
@@ -37,7 +35,7 @@ class Embedder(Embeddings):
     """
 
     def __init__(
-        self, model_name: str, batch_size: int = 64, backend: Backend = "auto", onnx_cache: Path | None = None
+        self, model_name: str, batch_size: int = 64, backend: EmbeddingBackend = "auto", onnx_cache: Path | None = None
     ) -> None:
         if backend != "torch" and onnx_cache is None:
             raise ValueError(f"the {backend!r} embedding backend needs a folder for exported models (onnx_cache)")
