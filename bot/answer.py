@@ -12,7 +12,16 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
 from bot.llm import ChatLLM, LLMError
-from bot.prompt import NO_SOURCES_ANSWER, Source, Turn, build_messages, clean_citations, number_sources
+from bot.prompt import (
+    NO_SOURCES_ANSWER,
+    Source,
+    Turn,
+    build_messages,
+    clean_citations,
+    fit_sources,
+    number_sources,
+    surely_fits,
+)
 from bot.store import ActiveAdapter, BotStore, InteractionRecord
 from retrieval.index import WikiIndex
 from retrieval.models import SearchHit
@@ -22,7 +31,8 @@ log = logging.getLogger(__name__)
 
 TokenSink = Callable[[str], Awaitable[None]]
 SOURCES_ONLY_LEAD = "I can't generate an answer right now, but these wiki pages look most relevant:"
-SOURCES_ON_FAILURE = 3
+BEST_SOURCES = 3  # shown when there is no answer, or when the answer cites none
+TOKEN_COUNTS = 4  # most /tokenize calls spent fitting one prompt to the model's context
 
 
 @dataclass
@@ -47,6 +57,7 @@ class Answer:
     model: str | None = None
     note: str | None = None
     timings: dict[str, float] = field(default_factory=dict)
+    uncited: list[Source] = field(default_factory=list)  # the best sources, when an answer cites none
 
 
 class Answerer:
@@ -83,13 +94,14 @@ class Answerer:
             text, cited, status = NO_SOURCES_ANSWER, [], "no_sources"
         else:
             try:
+                sources, messages = await self._fit(question, sources, history, messages)
                 raw, model = await self._generate(messages, adapter, on_token)
                 text, numbers = clean_citations(raw, len(sources))
                 cited, status = [s for s in sources if s.n in numbers], "answered"
             except LLMError as exc:
                 log.warning("answering without the LLM: %s", exc)
                 error = f"{exc.kind}: {exc}"
-                text, cited, status = SOURCES_ONLY_LEAD, sources[:SOURCES_ON_FAILURE], "llm_error"
+                text, cited, status = SOURCES_ONLY_LEAD, sources[:BEST_SOURCES], "llm_error"
                 note = f"{exc} — showing the best matching wiki pages instead."
         generation_ms = (time.perf_counter() - generation_started) * 1000
 
@@ -112,7 +124,43 @@ class Answerer:
         )
         interaction_id = await self.store.log_interaction(record)
         timings = {"retrieval_ms": retrieval_ms, "generation_ms": generation_ms, "total_ms": record.total_ms or 0}
-        return Answer(interaction_id, text, status, sources, cited, model, note, timings)
+        uncited = sources[:BEST_SOURCES] if status == "answered" and not cited else []
+        if uncited:
+            log.info("answer %d cites no source: showing the best %d, %s", interaction_id, len(uncited),
+                     ", ".join(f"[{s.n}] {s.label}" for s in uncited))
+        return Answer(interaction_id, text, status, sources, cited, model, note, timings, uncited)
+
+    async def _fit(
+        self, question: str, sources: list[Source], history: Sequence[Turn], messages: list[dict[str, str]]
+    ) -> tuple[list[Source], list[dict[str, str]]]:
+        """Sources and prompt that fit the served model's context with room for the answer.
+
+        vLLM counts the prompt (/tokenize, with the base model: adapters share its tokenizer and context); while
+        it is too long the lowest-ranked sources are dropped, and a last source too long is cut. When not even
+        an empty source fits with the question and thread, LLMError("too_long"): the best sources are shown
+        instead. Without /tokenize (not vLLM, unreachable) the prompt goes as it is: WIKIBOT_PROMPT_MAX_CHARS
+        is then the only bound. A prompt that surely fits a context learnt before is not counted.
+        """
+        model, answer_tokens = self.settings.llm_model, self.settings.llm_max_tokens
+        context = self.llm.context_length(model)
+        if context is not None and surely_fits(messages, context - answer_tokens):
+            return sources, messages
+        fitted = sources
+        for _ in range(TOKEN_COUNTS):
+            size = await self.llm.count_tokens(messages, model)
+            if size is None or size.tokens <= size.context - answer_tokens:
+                break
+            fitted = fit_sources(fitted, messages, size.tokens, size.context - answer_tokens)
+            if not fitted:
+                raise LLMError("too_long", f"the question and its thread are too long for the model's context of "
+                                           f"{size.context} tokens ({answer_tokens} of them kept for the answer)")
+            messages = build_messages(question, fitted, history, self.settings.company_name)
+        if fitted != sources:
+            dropped = ", ".join(f"[{s.n}] {s.label}" for s in sources[len(fitted) :]) or "none"
+            cut = f"; cut [1] to {len(fitted[0].text)} characters" if fitted[0] != sources[0] else ""
+            log.info("prompt fitted to the context of %s (%s tokens, %d for the answer): dropped sources %s%s",
+                     model, self.llm.context_length(model), answer_tokens, dropped, cut)
+        return fitted, messages
 
     def _relevant(self, hits: Sequence[SearchHit]) -> list[SearchHit]:
         """Hits a full-text search matched, or close enough in meaning; the rest is noise, not an answer."""

@@ -11,6 +11,8 @@ from typing import Any
 from bot.answer import AskContext
 from bot.app import build_app
 from bot.feedback_store import FeedbackStore
+from bot.prompt import Source
+from bot.render import plain_answer
 from bot.server import serve
 from bot.services import BotServices
 from bot.up import check_llm, up
@@ -66,11 +68,11 @@ async def up_command(args: argparse.Namespace, settings: Settings) -> int:
 async def ask_command(args: argparse.Namespace, settings: Settings) -> int:
     async with BotServices.open(settings) as services:
         answer = await services.answerer.answer(args.question, spaces=args.space, context=AskContext(source="cli"))
-    citations = [{"n": s.n, "title": s.title, "section": s.section, "url": s.url} for s in answer.cited]
     if args.json:
         payload = {
             "answer": answer.text,
-            "citations": citations,
+            "citations": [_citation(s) for s in answer.cited],
+            "uncited_sources": [_citation(s) for s in answer.uncited],
             "interaction_id": answer.interaction_id,
             "status": answer.status,
             "model": answer.model,
@@ -78,14 +80,12 @@ async def ask_command(args: argparse.Namespace, settings: Settings) -> int:
         }
         print(json.dumps(payload, indent=2))
         return 0
-    print(answer.text)
-    if answer.note:
-        print(f"\nNote: {answer.note}")
-    if citations:
-        print("\nSources:")
-        for c in citations:
-            print(f"  [{c['n']}] {c['title']}{' › ' + c['section'] if c['section'] else ''} — {c['url']}")
+    print(plain_answer(answer.text, answer.cited, answer.note, answer.uncited))
     return 0
+
+
+def _citation(source: Source) -> dict[str, Any]:
+    return {"n": source.n, "title": source.title, "section": source.section, "url": source.url}
 
 
 def _row(row: dict[str, Any]) -> dict[str, Any]:

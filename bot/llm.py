@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 
 import httpx
 import openai
@@ -10,19 +12,29 @@ from langchain_openai import ChatOpenAI
 
 from retrieval.config import Settings
 
+log = logging.getLogger(__name__)
+
 
 class LLMError(RuntimeError):
-    """Why no answer came: `kind` is not_configured, unreachable, timeout, unknown_model or error."""
+    """Why no answer came: `kind` is not_configured, unreachable, timeout, unknown_model, too_long or error."""
 
     def __init__(self, kind: str, message: str) -> None:
         super().__init__(message)
         self.kind = kind
 
 
+@dataclass(frozen=True)
+class PromptSize:
+    tokens: int
+    context: int  # the served model's context length (vLLM's max_model_len), prompt and answer together
+
+
 class ChatLLM:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self._models: dict[str, ChatOpenAI] = {}
+        self._contexts: dict[str, int] = {}
+        self._warned_no_count = False
         # our own connection pool: langchain-openai's default one is cached per process and bound to the
         # event loop that first used it
         self._http = httpx.AsyncClient(timeout=settings.llm_timeout)
@@ -49,6 +61,33 @@ class ChatLLM:
                 http_async_client=self._http,
             )
         return self._models[model]
+
+    def context_length(self, model: str) -> int | None:
+        """The model's context length as last counted, if it ever was."""
+        return self._contexts.get(model)
+
+    async def count_tokens(self, messages: list[dict[str, str]], model: str) -> PromptSize | None:
+        """The prompt's size as vLLM builds it from `messages` (chat template, generation prompt), from its
+        /tokenize; None where the server cannot say (not vLLM, unreachable, an error), warned about once."""
+        if self.settings.llm_base_url is None:
+            return None
+        url = self.settings.llm_base_url.rstrip("/").removesuffix("/v1") + "/tokenize"
+        body = {"model": model, "messages": messages, "add_generation_prompt": True}
+        headers = {"Authorization": f"Bearer {self.settings.llm_api_key}"}
+        try:
+            response = await self._http.post(url, json=body, headers=headers)
+            response.raise_for_status()
+            answer = response.json()
+            size = PromptSize(int(answer["count"]), int(answer["max_model_len"]))
+        except (httpx.HTTPError, ValueError, KeyError, TypeError) as exc:
+            if not self._warned_no_count:
+                self._warned_no_count = True
+                reason = f"HTTP {exc.response.status_code}" if isinstance(exc, httpx.HTTPStatusError) else repr(exc)
+                log.warning("cannot count prompt tokens at %s (%s): prompts are only cut to "
+                            "WIKIBOT_PROMPT_MAX_CHARS, not to the model's context", url, reason)
+            return None
+        self._contexts[model] = size.context
+        return size
 
     async def stream(self, messages: list[dict[str, str]], model: str) -> AsyncIterator[str]:
         if not self.configured:

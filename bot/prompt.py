@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from retrieval.models import SearchHit
@@ -20,6 +21,8 @@ NO_SOURCES_ANSWER = (
     "I couldn't find anything about that in the wiki, so I won't guess. "
     "Try rephrasing the question, or ask the team that owns the topic."
 )
+TEMPLATE_TOKENS_PER_MESSAGE = 32  # a chat template's role markers and special tokens, with room to spare
+FIT_MARGIN = 1.1  # cut 10% more than the estimate asks, so that one recount is usually enough
 _CITATION = re.compile(r"\[(\d{1,3}(?:\s*,\s*\d{1,3})*)\]")
 
 
@@ -80,6 +83,34 @@ def build_messages(
         messages += [{"role": "user", "content": turn.question}, {"role": "assistant", "content": turn.answer}]
     messages.append({"role": "user", "content": f"Sources:\n\n{format_sources(sources)}\n\nQuestion: {question}"})
     return messages
+
+
+def surely_fits(messages: Sequence[dict[str, str]], max_tokens: int) -> bool:
+    """Whether a prompt fits in `max_tokens` whatever the tokenizer (no token is shorter than a byte of text)."""
+    return sum(len(m["content"].encode()) + TEMPLATE_TOKENS_PER_MESSAGE for m in messages) <= max_tokens
+
+
+def fit_sources(
+    sources: Sequence[Source], messages: Sequence[dict[str, str]], tokens: int, max_tokens: int
+) -> list[Source]:
+    """Fewer sources for a prompt (`messages`, `tokens` long) that must shrink to `max_tokens`.
+
+    The lowest-ranked go first, as many as the excess needs at the prompt's own characters per token; once
+    one is left, its text is cut instead. An estimate: count the new prompt again. Empty when not even the
+    question, the thread and an empty source would fit.
+    """
+    chars = sum(len(m["content"]) for m in messages)
+    excess = math.ceil((tokens - max_tokens) * FIT_MARGIN * chars / tokens)  # in characters
+    kept = list(sources)
+    while len(kept) > 1 and excess > 0:
+        excess -= len(format_sources(kept[-1:])) + 2  # its block and the blank line before it
+        kept.pop()
+    if excess <= 0:
+        return kept
+    first = kept[0]
+    if excess >= len(first.text):
+        return []
+    return [replace(first, text=first.text[: len(first.text) - excess].rstrip() + " …")]
 
 
 def cited_numbers(text: str) -> list[int]:

@@ -17,6 +17,8 @@ FEEDBACK_INVITE = (
     "Was this right? React with :+1: or :-1:, or reply in this thread with a correction "
     "— corrections teach the bot in its next training run."
 )
+UNCITED_HEADING = "Sources the answer did not cite"
+UNCITED_REASON = "the best matches for your question"
 
 _LINK = re.compile(r"\[([^\]]+)\]\((https?://[^)\s]+)\)")
 _BOLD = re.compile(r"\*\*(.+?)\*\*|__(.+?)__")
@@ -67,9 +69,9 @@ def split_text(text: str, limit: int = SECTION_LIMIT) -> list[str]:
     return pieces + ([text] if text else [])
 
 
-def sources_block(sources: Sequence[Source]) -> dict[str, Any]:
+def sources_block(sources: Sequence[Source], heading: str = "*Sources*") -> dict[str, Any]:
     lines = [f"[{s.n}] <{s.url}|{escape(s.label)}>" for s in sources]
-    return {"type": "context", "elements": [{"type": "mrkdwn", "text": "*Sources*\n" + "\n".join(lines)}]}
+    return {"type": "context", "elements": [{"type": "mrkdwn", "text": heading + "\n" + "\n".join(lines)}]}
 
 
 def feedback_blocks(interaction_id: int) -> list[dict[str, Any]]:
@@ -110,14 +112,20 @@ def feedback_blocks(interaction_id: int) -> list[dict[str, Any]]:
 
 
 def answer_blocks(
-    answer: str, cited: Sequence[Source], interaction_id: int | None, note: str | None = None
+    answer: str,
+    cited: Sequence[Source],
+    interaction_id: int | None,
+    note: str | None = None,
+    uncited: Sequence[Source] = (),
 ) -> list[dict[str, Any]]:
-    """The answer, an optional note, the cited sources, and the feedback controls."""
+    """The answer, an optional note, the cited sources (or the best ones it did not cite), the feedback controls."""
     tail: list[dict[str, Any]] = []
     if note:
         tail.append({"type": "context", "elements": [{"type": "mrkdwn", "text": f":warning: {escape(note)}"}]})
     if cited:
         tail.append(sources_block(cited))
+    if uncited:
+        tail.append(sources_block(uncited, f"*{UNCITED_HEADING}* ({UNCITED_REASON})"))
     if interaction_id is not None:
         tail += feedback_blocks(interaction_id)
     room = MESSAGE_BLOCK_LIMIT - len(tail)
@@ -129,6 +137,19 @@ def answer_blocks(
             {"type": "context", "elements": [{"type": "mrkdwn", "text": "_(answer shortened to fit Slack)_"}]}
         ]
     return sections + tail
+
+
+def plain_answer(
+    answer: str, cited: Sequence[Source], note: str | None = None, uncited: Sequence[Source] = ()
+) -> str:
+    """The answer as plain text for a terminal (`wikibot ask`), with the same parts as the Slack message."""
+    parts = [answer]
+    if note:
+        parts.append(f"Note: {note}")
+    for heading, sources in (("Sources:", cited), (f"{UNCITED_HEADING} ({UNCITED_REASON}):", uncited)):
+        if sources:
+            parts.append("\n".join([heading, *(f"  [{s.n}] {s.label} — {s.url}" for s in sources)]))
+    return "\n\n".join(parts)
 
 
 def fallback_text(answer: str) -> str:

@@ -50,7 +50,7 @@ class ThreadReply:
 
     async def finish(self, answer: Answer) -> str:
         """Replace the streamed text with the final answer, sources and feedback controls; return its ts."""
-        blocks = answer_blocks(answer.text, answer.cited, answer.interaction_id, answer.note)
+        blocks = answer_blocks(answer.text, answer.cited, answer.interaction_id, answer.note, answer.uncited)
         text = fallback_text(answer.text)
         q = self.question
         if self._streamer is not None:

@@ -1,5 +1,14 @@
-from bot.prompt import Source, Turn, build_messages, clean_citations, cited_numbers, number_sources
-from bot.render import MESSAGE_BLOCK_LIMIT, SECTION_LIMIT, answer_blocks, split_text, to_mrkdwn
+from bot.prompt import (
+    Source,
+    Turn,
+    build_messages,
+    cited_numbers,
+    clean_citations,
+    fit_sources,
+    number_sources,
+    surely_fits,
+)
+from bot.render import MESSAGE_BLOCK_LIMIT, SECTION_LIMIT, answer_blocks, plain_answer, split_text, to_mrkdwn
 from retrieval.models import SearchHit
 
 
@@ -24,6 +33,36 @@ def test_sources_are_cut_to_the_character_budget_but_never_empty():
     long = [hit(i, "x" * 400) for i in range(1, 6)]
     assert [s.n for s in number_sources(long, 1000)] == [1, 2]
     assert len(number_sources(long, 10)) == 1
+
+
+def chars(messages: list[dict[str, str]]) -> int:
+    return sum(len(m["content"]) for m in messages)
+
+
+def test_a_prompt_too_long_for_the_model_drops_its_lowest_ranked_sources():
+    long = number_sources([hit(i, "x" * 400) for i in range(1, 6)], 10_000)
+    prompt = build_messages("How many days?", long)
+    tokens = chars(prompt)  # a tokenizer of one token per character
+    kept = fit_sources(long, prompt, tokens, tokens - 500)
+    assert kept == long[:3]
+    assert chars(build_messages("How many days?", kept)) <= tokens - 500
+    assert chars(build_messages("How many days?", long[:4])) > tokens - 500, "no more dropped than needed"
+
+
+def test_a_last_source_too_long_for_the_model_is_cut_and_no_room_at_all_leaves_none():
+    long = number_sources([hit(i, "x" * 400) for i in range(1, 6)], 10_000)
+    prompt = build_messages("How many days?", long)
+    room = chars(build_messages("How many days?", long[:1])) - 100
+    (cut,) = fit_sources(long, prompt, chars(prompt), room)
+    assert cut.n == 1 and cut.url == long[0].url and cut.text.endswith(" …")
+    assert chars(build_messages("How many days?", [cut])) <= room
+    assert fit_sources(long, prompt, chars(prompt), 50) == [], "not even the question fits"
+
+
+def test_only_a_prompt_with_room_to_spare_is_trusted_to_fit_uncounted():
+    prompt = build_messages("Wie viele Tage für Großeltern?", sources(2))
+    assert surely_fits(prompt, 10 * chars(prompt))
+    assert not surely_fits(prompt, chars(prompt)), "a token per character and the template might not fit"
 
 
 def test_citations_to_missing_sources_are_dropped():
@@ -52,3 +91,21 @@ def test_blocks_show_cited_sources_feedback_and_respect_limits():
     assert len(huge) <= MESSAGE_BLOCK_LIMIT
     assert all(len(b["text"]["text"]) <= SECTION_LIMIT for b in huge if b["type"] == "section")
     assert all(len(p) <= 100 for p in split_text("abc " * 200, 100))
+
+
+def test_an_answer_citing_nothing_shows_the_best_sources_as_not_cited():
+    blocks = answer_blocks("Five days.", [], interaction_id=42, uncited=sources(3))
+    assert [b["type"] for b in blocks] == ["section", "context", "context_actions", "actions", "context"]
+    listed = blocks[1]["elements"][0]["text"]
+    assert listed.startswith("*Sources the answer did not cite* (the best matches for your question)\n")
+    assert listed.index("<https://w/p1#s|Page 1 › Sec 1>") < listed.index("[2] <https://w/p2#s") < listed.index("[3]")
+
+
+def test_plain_answer_lists_cited_or_else_uncited_sources():
+    assert plain_answer("Five days [1].", sources(1), note="Slow model.") == (
+        "Five days [1].\n\nNote: Slow model.\n\nSources:\n  [1] Page 1 › Sec 1 — https://w/p1#s"
+    )
+    assert plain_answer("Five days.", [], uncited=sources(2)) == (
+        "Five days.\n\nSources the answer did not cite (the best matches for your question):\n"
+        "  [1] Page 1 › Sec 1 — https://w/p1#s\n  [2] Page 2 › Sec 2 — https://w/p2#s"
+    )

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 
 import pytest
 
 from bot.answer import SOURCES_ONLY_LEAD
 from bot.cli import main
-from bot.prompt import NO_SOURCES_ANSWER
+from bot.prompt import NO_SOURCES_ANSWER, Source, Turn
+from bot.services import BotServices
 from retrieval.config import Settings
 from retrieval.embed import Embedder
 from retrieval.index import WikiIndex
@@ -18,6 +20,7 @@ from tests.support import slack_events as ev
 from tests.support.bot_harness import RunningBot, running_bot, slack_settings
 from tests.support.llm_double import scripted_llm
 from tests.support.slack_api import FakeSlackAPI
+from tests.support.vllm_server import MAX_MODEL_LEN
 
 pytestmark = pytest.mark.slow
 
@@ -180,6 +183,60 @@ async def test_answer_cut_off_by_the_timeout_keeps_what_was_streamed(wiki: WikiI
     assert "cut off" in final["text"] and "Sources" in " ".join(str(b) for b in final["blocks"])
 
 
+async def test_answer_citing_nothing_shows_the_best_sources_it_did_not_cite(
+    wiki: WikiIndex, settings: Settings, slack: FakeSlackAPI, embedder: Embedder, caplog: pytest.LogCaptureFixture
+):
+    caplog.set_level(logging.INFO, logger="bot")
+    async with scripted_llm(["Unused vacation days ", "carry over [9]."]) as llm_url:  # no source 9: dropped
+        configured = slack_settings(settings, slack, llm_base_url=llm_url)
+        async with running_bot(configured, slack, embedder) as bot:
+            await bot.post(ev.app_mention("U1", "C1", "<@UBOT> what is the vacation carryover rule?"))
+            (row,) = await bot.wait_answered(1)
+    assert row["status"] == "answered" and row["answer"] == "Unused vacation days carry over." and row["cited"] == []
+    assert len(row["sources"]) > 3
+    final = slack.calls_to("chat.update")[-1].params
+    (listed,) = [e["text"] for b in final["blocks"] if b["type"] == "context" for e in b["elements"]
+                 if "Sources" in e["text"]]
+    assert listed.startswith("*Sources the answer did not cite*")
+    links = [f"<{s['url']}|" for s in row["sources"]]
+    assert listed.index(links[0]) < listed.index(links[1]) < listed.index(links[2]) and links[3] not in listed
+    assert f"answer {row['id']} cites no source" in caplog.text
+    assert "cannot count prompt tokens" in caplog.text, "the double has no /tokenize: answered all the same"
+
+
+async def test_prompt_longer_than_the_model_context_drops_the_lowest_ranked_sources(
+    wiki: WikiIndex, settings: Settings, embedder: Embedder, vllm_url: str, caplog: pytest.LogCaptureFixture
+):
+    caplog.set_level(logging.INFO, logger="bot")
+    question, answer_tokens = "what does AutoGuard Plus cover for windshields?", 384
+    roomy = settings.model_copy(
+        update={"llm_base_url": vllm_url, "prompt_max_chars": 20_000, "llm_max_tokens": answer_tokens}
+    )
+    async with BotServices.open(roomy, embedder=embedder) as services:
+        answer = await services.answerer.answer(question)
+        assert answer.status == "answered" and answer.model == BASE_MODEL_NAME
+        row = await services.store.interaction(answer.interaction_id)
+        assert row is not None
+        size = await services.answerer.llm.count_tokens(row["prompt_messages"], BASE_MODEL_NAME)
+    assert size is not None and size.context == MAX_MODEL_LEN and size.tokens + answer_tokens <= MAX_MODEL_LEN
+    ranked = await wiki.search.search(question)
+    kept = [s["chunk_id"] for s in row["sources"]]
+    assert 1 <= len(kept) < len(ranked) and kept == [h.chunk_id for h in ranked[: len(kept)]]
+    dropped = ", ".join(f"[{n}] {Source.from_hit(n, h).label}" for n, h in enumerate(ranked, 1) if n > len(kept))
+    assert "dropped sources " + dropped in caplog.text
+
+
+async def test_thread_too_long_for_the_model_context_gets_the_best_sources_and_a_note(
+    wiki: WikiIndex, settings: Settings, embedder: Embedder, vllm_url: str
+):
+    history = [Turn("and for the deductible?", "The deductible depends on the plan. " * 300)]
+    configured = settings.model_copy(update={"llm_base_url": vllm_url, "llm_max_tokens": 16})
+    async with BotServices.open(configured, embedder=embedder) as services:
+        answer = await services.answerer.answer("what does AutoGuard Plus cover for windshields?", history=history)
+    assert answer.status == "llm_error" and answer.text == SOURCES_ONLY_LEAD and len(answer.cited) == 3
+    assert f"too long for the model's context of {MAX_MODEL_LEN} tokens" in (answer.note or "")
+
+
 async def test_ask_command_runs_the_same_pipeline_without_slack(wiki: WikiIndex, vllm_url: str, monkeypatch, capsys):
     monkeypatch.setenv("WIKIBOT_DATABASE_URL", wiki.settings.database_url)
     monkeypatch.setenv("WIKIBOT_LLM_BASE_URL", vllm_url)
@@ -190,6 +247,7 @@ async def test_ask_command_runs_the_same_pipeline_without_slack(wiki: WikiIndex,
     out = json.loads(capsys.readouterr().out)
     assert out["status"] == "answered" and out["model"] == BASE_MODEL_NAME and out["answer"]
     assert all({"n", "title", "url"} <= set(c) for c in out["citations"])
+    assert bool(out["citations"]) != bool(out["uncited_sources"]), "sources to check, cited or else the best ones"
     async with wiki.db.connection() as conn:
         cur = await conn.execute("SELECT source, spaces, question FROM interactions WHERE id = %s",
                                  (out["interaction_id"],))
