@@ -18,6 +18,9 @@ class LabelledQuestion:
     question: str
     pages: tuple[str, ...]  # "space/page_key"
     section: str
+    # What a correct answer must contain: each fact is a tuple of acceptable alternatives
+    # (case-insensitive substrings of the answer; any one alternative counts).
+    facts: tuple[tuple[str, ...], ...] = ()
 
 
 def sample_spaces() -> list[str]:
@@ -36,6 +39,11 @@ async def ingest_sample_wiki(index: WikiIndex, progress: bool = False) -> list[I
 def labelled_questions() -> list[LabelledQuestion]:
     lines = (SAMPLE_WIKI / "questions.jsonl").read_text(encoding="utf-8").splitlines()
     return [
-        LabelledQuestion(row["question"], tuple(row["pages"]), row["section"])
+        LabelledQuestion(
+            row["question"],
+            tuple(row["pages"]),
+            row["section"],
+            tuple(tuple(fact) for fact in row.get("facts", ())),
+        )
         for row in map(json.loads, filter(str.strip, lines))
     ]
