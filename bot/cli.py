@@ -17,6 +17,7 @@ from bot.up import LLMMisconfigured
 from retrieval import cli as retrieval_cli
 from training import cli as training_cli
 from training import commands as training_commands
+from training.default_model import DefaultModelUnavailable, with_default_model
 from training.swap import SwapError
 from retrieval.config import Settings, settings_reference
 from retrieval.db import DatabaseError
@@ -25,7 +26,8 @@ from retrieval.store import EmbeddingModelMismatch
 
 # errors that are the user's to fix: printed as one line, exit status 2
 USER_ERRORS = (
-    SourceError, DatabaseError, EmbeddingModelMismatch, SlackNotConfigured, LLMMisconfigured, SwapError, ValueError
+    SourceError, DatabaseError, EmbeddingModelMismatch, SlackNotConfigured, LLMMisconfigured, SwapError, ValueError,
+    DefaultModelUnavailable,
 )
 
 
@@ -89,6 +91,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"wikibot: invalid configuration:\n{exc}", file=sys.stderr)
         return 2
     configure_logging(settings)
+    if args.command != "up":  # `up` prepares and starts the default model itself
+        settings = with_default_model(settings)
     try:
         return asyncio.run(args.handler(args, settings))
     except USER_ERRORS as exc:

@@ -19,6 +19,7 @@ from bot.services import BotServices
 from retrieval.config import ENV_PREFIX, Settings
 from retrieval.db import redact
 from retrieval.sample import SAMPLE_WIKI, ingest_sample_wiki
+from training.default_model import DISPLAY_NAME, DefaultModelUnavailable, prepare_default_model
 from training.vllm_server import serve_vllm
 
 log = logging.getLogger(__name__)
@@ -27,6 +28,14 @@ NO_LLM = (
     "LLM: none configured. Set WIKIBOT_LLM_BASE_URL to a vLLM server (http://host:8000/v1), or WIKIBOT_BASE_MODEL "
     "to a Hugging Face model name or path to start one here. Until then answers list the best wiki sources only."
 )
+DEMO_MODEL = (
+    f"LLM: no WIKIBOT_BASE_MODEL or WIKIBOT_LLM_BASE_URL set: using the demonstration model {DISPLAY_NAME}. It "
+    "shows the whole loop on a laptop, but its answers are a toy's: for real use set WIKIBOT_BASE_MODEL to an "
+    "instruction-tuned model on a GPU (e.g. Qwen/Qwen2.5-7B-Instruct or meta-llama/Llama-3.1-8B-Instruct on one "
+    "24-80 GB GPU), or WIKIBOT_LLM_BASE_URL to vLLM servers you run."
+)
+# the demonstration model's KV cache: about 23k tokens in float32, enough for several answers at once
+DEMO_VLLM_ARGS = ("--kv-cache-memory-bytes", "1G")
 NO_SLACK = (
     "Slack: not configured. Set WIKIBOT_SLACK_BOT_TOKEN and WIKIBOT_SLACK_SIGNING_SECRET (HTTP mode) or "
     "WIKIBOT_SLACK_APP_TOKEN (Socket Mode); deploy/slack/README.md shows how to create the app and get them. "
@@ -63,8 +72,22 @@ async def check_llm(settings: Settings) -> str:
     return f"LLM: {settings.llm_base_url}, model {settings.llm_model}"
 
 
+async def demo_model(settings: Settings) -> Settings:
+    """With no LLM configured, the default model, prepared on first use; unchanged if it cannot be."""
+    say(DEMO_MODEL)
+    try:
+        path = await asyncio.to_thread(prepare_default_model, settings.data_dir)
+    except DefaultModelUnavailable as exc:
+        say(f"LLM: the demonstration model is not available: {exc}")
+        return settings
+    extra = settings.vllm_extra_args or list(DEMO_VLLM_ARGS)
+    return settings.model_copy(update={"base_model": str(path), "vllm_extra_args": extra})
+
+
 async def up(settings: Settings, port: int) -> int:
     async with contextlib.AsyncExitStack() as stack:
+        if settings.llm_base_url is None and settings.base_model is None:
+            settings = await demo_model(settings)
         if settings.llm_base_url is None and settings.base_model:
             say(f"starting vLLM for {settings.base_model} on port {settings.vllm_port} (this takes a while)...")
             url = await asyncio.to_thread(
@@ -76,12 +99,14 @@ async def up(settings: Settings, port: int) -> int:
                     port=settings.vllm_port,
                     max_lora_rank=settings.vllm_max_lora_rank,
                     max_loras=settings.vllm_max_loras,
+                    dtype=settings.vllm_dtype,
                     lora_target_modules=settings.lora_target_modules,
                     extra_args=settings.vllm_extra_args,
                 ),
             )
             settings = settings.model_copy(update={"llm_base_url": url})
             os.environ[f"{ENV_PREFIX}LLM_BASE_URL"] = url  # the scheduler's jobs read their settings from it
+            os.environ[f"{ENV_PREFIX}BASE_MODEL"] = settings.base_model
         services = await stack.enter_async_context(BotServices.open(settings))
         say(f"database: {redact(services.index.db.url)}")
         counts = await services.index.store.counts()

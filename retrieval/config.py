@@ -76,7 +76,9 @@ class Settings(BaseSettings):
 
     # --- language model (vLLM, OpenAI-compatible) --------------------------------------------------
     llm_base_url: str | None = Field(
-        default=None, description="OpenAI-compatible base URL of the vLLM server(s) that answer, e.g. http://vllm:8000/v1."
+        default=None,
+        description="OpenAI-compatible base URL of the vLLM server(s) that answer, e.g. http://vllm:8000/v1. Unset "
+        "(and no BASE_MODEL): the local vLLM that `wikibot up` starts for the demonstration model.",
     )
     llm_model: str = Field(default="wikibot-base", description="Served name of the base model in vLLM.")
     llm_api_key: str = Field(default="EMPTY", description="API key sent to the LLM server (vLLM --api-key).")
@@ -91,6 +93,18 @@ class Settings(BaseSettings):
     vllm_port: int = Field(default=8000, ge=1, le=65535, description="Port of the local vLLM that `wikibot up` starts.")
     vllm_max_loras: int = Field(
         default=4, ge=2, description="Adapters a vLLM server holds at once (old + new during a swap, and spare)."
+    )
+    vllm_dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
+        default="auto",
+        description="Precision of the local vLLM's weights: `auto` serves in the precision adapters are trained and "
+        "gated in (float32 on a CPU, bfloat16 on a GPU). bfloat16 on a CPU moves a small model's log-probs by more "
+        "than a young adapter does, so the canary would refuse its adapters.",
+    )
+    canary_tolerance: float = Field(
+        default=0.02,
+        gt=0,
+        description="Largest difference allowed between the log-probabilities a vLLM server gives a new adapter's "
+        "canary answers and those the trainer computed; beyond it the swap fails (wrong dtype, base model or files).",
     )
     vllm_extra_args: list[str] = Field(
         default_factory=list,
@@ -148,7 +162,8 @@ class Settings(BaseSettings):
     base_model: str | None = Field(
         default=None,
         description="Hugging Face name or local path of the base model vLLM serves as LLM_MODEL; LoRA adapters "
-        "are trained on it. Unset: training is off.",
+        "are trained on it. Unset with LLM_BASE_URL unset: the demonstration model SmolLM2-135M-Instruct, prepared "
+        "in DATA_DIR/models; unset with LLM_BASE_URL set: training is off.",
     )
     train_schedule: str = Field(default="0 3 * * *", description="Cron schedule of the training job (server time).")
     train_min_new_pairs: int = Field(default=20, ge=1, description="Skip a scheduled run with fewer new preference pairs.")
@@ -164,8 +179,30 @@ class Settings(BaseSettings):
     train_beta: float = Field(default=0.1, gt=0, description="DPO beta.")
     train_learning_rate: float = Field(default=5e-5, gt=0, description="Learning rate.")
     train_epochs: float = Field(default=3.0, gt=0, description="Epochs over the training pairs.")
-    train_batch_size: int = Field(default=4, ge=1, description="Pairs per device batch.")
+    train_batch_size: int = Field(
+        default=1, ge=1, description="Pairs per device batch (memory grows with it: each pair is two sequences)."
+    )
+    train_gradient_accumulation: int = Field(
+        default=4, ge=1, description="Batches whose gradients are summed before each optimizer step."
+    )
     train_max_length: int = Field(default=2048, ge=64, description="Longest prompt+answer, in tokens.")
+    train_precision: Literal["auto", "bf16", "fp32"] = Field(
+        default="auto",
+        description="Training arithmetic: `bf16` (mixed precision: float32 weights, bfloat16 compute), `fp32`, or "
+        "`auto` (bf16 on a GPU that supports it and on CPUs with AVX512-BF16 or AMX, else fp32). Adapters are "
+        "saved, gated and served in the base model's precision either way.",
+    )
+    train_gradient_checkpointing: bool = Field(
+        default=True,
+        description="Recompute each layer's activations in the backward pass instead of keeping them: a fraction "
+        "of the memory for about a third more compute.",
+    )
+    train_max_memory_gb: float | None = Field(
+        default=None,
+        gt=0,
+        description="Memory a training run may use; a run estimated to need more stops before it starts, naming "
+        "the setting to change. Unset: the memory available when the run starts.",
+    )
     lora_rank: int = Field(default=16, ge=1, description="LoRA rank (keep <= vLLM --max-lora-rank).")
     lora_alpha: int = Field(default=32, ge=1, description="LoRA alpha.")
     lora_target_modules: list[str] = Field(

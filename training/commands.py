@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from retrieval.config import Settings
 from retrieval.db import Database
+from training.default_model import default_model_dir, prepare_default_model
 from training.registry import AdapterRegistry, RegistryError, training_lock
 from training.swap import SwapReport, activate, rollback
 
@@ -42,6 +44,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 async def train_command(args: argparse.Namespace, settings: Settings) -> int:
     from training.cycle import run_cycle  # imported here: torch, transformers and TRL take seconds to import
 
+    if settings.base_model == str(default_model_dir(settings.data_dir)):
+        await asyncio.to_thread(prepare_default_model, settings.data_dir)  # `wikibot up` normally did it already
     async with Database.open(settings) as db:
         report = await run_cycle(settings, db, force=args.force)
     print(json.dumps(report.as_dict(), indent=2) if args.json else report.summary())

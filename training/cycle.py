@@ -20,7 +20,7 @@ from typing import Any
 from retrieval.config import Settings
 from retrieval.db import Database
 from training.datasets import build_snapshot, load_pairs, prune_snapshots
-from training.gate import GateMetrics, decide, evaluate
+from training.gate import GateMetrics, decide, evaluate, evaluate_candidate
 from training.registry import AdapterRegistry, training_lock
 from training.swap import activate, unload_stale
 from training.train import train_adapter
@@ -116,7 +116,10 @@ async def _train_gate_swap(settings: Settings, db: Database, report: CycleReport
     try:
         result = await asyncio.to_thread(train_adapter, base_model, train_pairs, Path(adapter.path), settings)
         report.train = metrics["train"] = result.as_dict()
-        candidate: GateMetrics = await asyncio.to_thread(evaluate, base_model, adapter.path, heldout)
+        candidate, references = await asyncio.to_thread(
+            evaluate_candidate, base_model, adapter.path, heldout, heldout + train_pairs
+        )
+        metrics["canary"] = [ref.as_dict() for ref in references]
         baseline: GateMetrics = await asyncio.to_thread(evaluate, base_model, active.path if active else None, heldout)
         report.candidate = metrics["heldout"] = candidate.as_dict()
         report.baseline = metrics["baseline"] = {**baseline.as_dict(), "model": active.name if active else "base"}

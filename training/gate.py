@@ -10,6 +10,7 @@ from peft import PeftModel
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedTokenizerBase
 
 from retrieval.config import Settings
+from training.canary import CANARY_PROMPTS, Reference, reference
 
 EVAL_BATCH_SIZE = 8
 
@@ -45,14 +46,19 @@ def decide(candidate: GateMetrics, active: GateMetrics, settings: Settings) -> G
     return GateDecision(False, f"below the gate: {figures}")
 
 
+def prompt_ids(tokenizer: PreTrainedTokenizerBase, prompt: list[dict[str, Any]]) -> list[int]:
+    """The chat-templated prompt up to where the assistant's answer starts, as the server would tokenize it."""
+    return list(tokenizer.apply_chat_template(prompt, add_generation_prompt=True, return_dict=True)["input_ids"])
+
+
 def completion_ids(
     tokenizer: PreTrainedTokenizerBase, prompt: list[dict[str, Any]], completion: list[dict[str, Any]]
 ) -> tuple[list[int], list[int]]:
     """(prompt ids, completion ids) of a chat-templated pair, split where TRL's DPOTrainer splits them."""
-    prompt_ids = tokenizer.apply_chat_template(prompt, add_generation_prompt=True, return_dict=True)["input_ids"]
+    start = prompt_ids(tokenizer, prompt)
     full_ids = tokenizer.apply_chat_template(prompt + completion, return_dict=True)["input_ids"]
-    split = min(len(prompt_ids), len(full_ids))
-    split = next((i for i, (a, b) in enumerate(zip(prompt_ids, full_ids)) if a != b), split)
+    split = min(len(start), len(full_ids))
+    split = next((i for i, (a, b) in enumerate(zip(start, full_ids)) if a != b), split)
     return full_ids[:split], full_ids[split:]
 
 
@@ -87,16 +93,42 @@ def _sequence_logps(model: torch.nn.Module, sequences: list[tuple[list[int], lis
     return results
 
 
-def evaluate(base_model: str, adapter_dir: str | None, pairs: list[dict[str, Any]]) -> GateMetrics:
-    """Preference accuracy and mean log-probability margin of the base model (plus `adapter_dir`) on `pairs`."""
-    if not pairs:
-        return GateMetrics(accuracy=0.0, mean_margin=0.0, n=0)
+def load_model(base_model: str, adapter_dir: str | None) -> tuple[torch.nn.Module, PreTrainedTokenizerBase]:
+    """The base model (plus `adapter_dir`) for evaluation, in the precision it is served in: float32 on a CPU,
+    bfloat16 on a GPU (where training runs in it too)."""
     tokenizer = AutoTokenizer.from_pretrained(base_model)
     gpu = torch.cuda.is_available()
     model = AutoModelForCausalLM.from_pretrained(base_model, dtype=torch.bfloat16 if gpu else torch.float32)
     if adapter_dir is not None:
         model = PeftModel.from_pretrained(model, adapter_dir)
-    model.to("cuda" if gpu else "cpu").eval()
+    return model.to("cuda" if gpu else "cpu").eval(), tokenizer
+
+
+def evaluate(base_model: str, adapter_dir: str | None, pairs: list[dict[str, Any]]) -> GateMetrics:
+    """Preference accuracy and mean log-probability margin of the base model (plus `adapter_dir`) on `pairs`."""
+    if not pairs:
+        return GateMetrics(accuracy=0.0, mean_margin=0.0, n=0)
+    return measure(*load_model(base_model, adapter_dir), pairs)
+
+
+def evaluate_candidate(
+    base_model: str, adapter_dir: str, pairs: list[dict[str, Any]], canary_pairs: list[dict[str, Any]]
+) -> tuple[GateMetrics, list[Reference]]:
+    """The gate's metrics of a new adapter on `pairs`, and its canary references on the first prompts of
+    `canary_pairs` (what every server must reproduce before the adapter is served: training/canary.py)."""
+    model, tokenizer = load_model(base_model, adapter_dir)
+    prompts: list[list[dict[str, Any]]] = []
+    for pair in canary_pairs:
+        if pair["prompt"] not in prompts and len(prompts) < CANARY_PROMPTS:
+            prompts.append(pair["prompt"])
+    references = [
+        reference(model, prompt_ids(tokenizer, prompt), eos_token_id=tokenizer.eos_token_id) for prompt in prompts
+    ]
+    metrics = measure(model, tokenizer, pairs) if pairs else GateMetrics(accuracy=0.0, mean_margin=0.0, n=0)
+    return metrics, references
+
+
+def measure(model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase, pairs: list[dict[str, Any]]) -> GateMetrics:
     sequences = []
     for pair in pairs:
         sequences.append(completion_ids(tokenizer, pair["prompt"], pair["chosen"]))

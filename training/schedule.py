@@ -26,6 +26,7 @@ from sqlalchemy.engine import URL
 from retrieval.config import Settings
 from retrieval.db import Database
 from training.cycle import run_cycle
+from training.default_model import with_default_model
 from training.swap import reconcile, vllm_servers
 
 log = logging.getLogger(__name__)
@@ -63,7 +64,7 @@ def sqlalchemy_url(database_url: str) -> URL:
 
 
 async def training_job() -> None:
-    settings = Settings()
+    settings = with_default_model(Settings())
     async with Database.open(settings) as db:
         report = await run_cycle(settings, db)
         log.info("scheduled training: %s", report.summary())
@@ -71,7 +72,7 @@ async def training_job() -> None:
 
 
 async def reconcile_job() -> None:
-    settings = Settings()
+    settings = with_default_model(Settings())
     async with Database.open(settings) as db:
         await reconcile(settings, db)
 

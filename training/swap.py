@@ -20,7 +20,8 @@ import httpx
 
 from retrieval.config import Settings
 from retrieval.db import Database
-from training.registry import PROMOTABLE, AdapterRegistry, RegistryError, training_lock
+from training.canary import Reference
+from training.registry import PROMOTABLE, Adapter, AdapterRegistry, RegistryError, training_lock
 from training.vllm_adapters import AdapterLoadError, VLLMAdapters
 
 log = logging.getLogger(__name__)
@@ -55,14 +56,20 @@ def vllm_servers(settings: Settings) -> VLLMAdapters:
     return VLLMAdapters(urls, settings.llm_api_key, settings.llm_timeout)
 
 
-async def _load_and_check(servers: VLLMAdapters, name: str, path: str) -> None:
-    """Load `name` on every server and send each a canary; on any failure unload it everywhere and raise."""
+async def _load_and_check(servers: VLLMAdapters, adapter: Adapter, tolerance: float) -> None:
+    """Load the adapter on every server and check that each serves it as trained (its canary references; a plain
+    request for an adapter recorded without them); on any failure unload it everywhere and raise."""
+    references = [Reference.from_dict(ref) for ref in adapter.metrics.get("canary", [])]
     try:
-        await servers.load_everywhere(name, path)
-        await servers.canary_everywhere(name)
+        await servers.load_everywhere(adapter.name, adapter.path)
+        if references:
+            worst = await servers.check_served(adapter.name, references, tolerance)
+            log.info("%s is served as trained: log-probabilities within %.2g of the trainer's", adapter.name, worst)
+        else:
+            await servers.canary_everywhere(adapter.name)
     except AdapterLoadError as exc:
-        await servers.unload_everywhere(name)
-        raise SwapError(f"{name} was not activated: {exc}") from exc
+        await servers.unload_everywhere(adapter.name)
+        raise SwapError(f"{adapter.name} was not activated: {exc}") from exc
 
 
 async def activate(settings: Settings, db: Database, version: int) -> SwapReport:
@@ -73,7 +80,7 @@ async def activate(settings: Settings, db: Database, version: int) -> SwapReport
         raise RegistryError(f"{adapter.name} cannot be promoted: it is {adapter.status}")
     servers = vllm_servers(settings)
     started = time.perf_counter()
-    await _load_and_check(servers, adapter.name, adapter.path)
+    await _load_and_check(servers, adapter, settings.canary_tolerance)
     previous = await registry.promote(version)
     report = SwapReport(
         adapter.name, previous.name if previous else None, [s.base_url for s in servers.servers],
@@ -92,7 +99,7 @@ async def rollback(settings: Settings, db: Database) -> SwapReport:
     servers = vllm_servers(settings)
     started = time.perf_counter()
     if target is not None:
-        await _load_and_check(servers, target.name, target.path)
+        await _load_and_check(servers, target, settings.canary_tolerance)
     retired, activated = await registry.rollback(target.version if target else None)
     report = SwapReport(
         activated.name if activated else None, retired.name, [s.base_url for s in servers.servers],

@@ -8,14 +8,16 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import psutil
 import torch
 from datasets import Dataset
 from peft import LoraConfig
-from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerCallback
+from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedTokenizerBase, TrainerCallback
 from transformers.trainer_callback import PrinterCallback
 from trl import DPOConfig, DPOTrainer
 
 from retrieval.config import Settings
+from training.gate import completion_ids
 
 log = logging.getLogger(__name__)
 
@@ -23,8 +25,15 @@ log = logging.getLogger(__name__)
 UNSERVABLE_MODULES = frozenset({"lm_head", "embed_tokens"})
 
 
+# Resident memory of training on a CPU, measured by bench/training.py on SmolLM2-135M (30 layers, hidden 576):
+# about 1.2 GB with the model loaded, plus 1.4 MB per token of every sequence in a batch (a pair is two) with
+# gradient checkpointing, 2.6 MB without; scaled to other models by layers x hidden size.
+RUNTIME_BYTES = 0.7e9  # torch, transformers and TRL themselves
+ACTIVATION_BYTES = {True: 81, False: 150}  # per token, layer and hidden unit; keyed by gradient checkpointing
+
+
 class TrainingConfigError(ValueError):
-    """The training settings would produce an adapter vLLM cannot serve."""
+    """The training settings would produce an adapter vLLM cannot serve, or a run that cannot fit."""
 
 
 @dataclass(frozen=True)
@@ -59,6 +68,66 @@ def lora_config(settings: Settings) -> LoraConfig:
     )
 
 
+def cpu_supports_bf16() -> bool:
+    """AVX512-BF16 or AMX: bfloat16 matrix products in hardware (elsewhere bf16 autocast is slower than fp32)."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return " avx512_bf16" in flags or " amx_bf16" in flags
+
+
+def use_bf16(precision: str) -> bool:
+    if precision != "auto":
+        return precision == "bf16"
+    if torch.cuda.is_available():
+        return torch.cuda.is_bf16_supported()
+    return cpu_supports_bf16()
+
+
+def estimate_memory_gb(
+    parameters: int, bytes_per_parameter: int, layers: int, hidden: int, longest_tokens: int, settings: Settings
+) -> float:
+    """Peak memory of a training run whose longest pair (prompt + answer) has `longest_tokens` tokens."""
+    tokens = 2 * settings.train_batch_size * min(longest_tokens, settings.train_max_length)
+    activations = tokens * layers * hidden * ACTIVATION_BYTES[settings.train_gradient_checkpointing]
+    return (RUNTIME_BYTES + parameters * bytes_per_parameter + activations) / 1e9
+
+
+def available_memory_gb(settings: Settings) -> float:
+    """What this run may use: WIKIBOT_TRAIN_MAX_MEMORY_GB, else free GPU memory or the machine's available memory
+    plus what this process already holds (the model is loaded when this is asked)."""
+    if settings.train_max_memory_gb is not None:
+        return settings.train_max_memory_gb
+    if torch.cuda.is_available():
+        free, _ = torch.cuda.mem_get_info()
+        return (free + torch.cuda.memory_allocated()) / 1e9
+    return (psutil.virtual_memory().available + psutil.Process().memory_info().rss) / 1e9
+
+
+def check_memory(model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase, pairs: list[dict], settings: Settings) -> None:
+    """Stop before training, naming the settings to change, when the run would not fit in memory."""
+    longest = max(pairs, key=lambda p: len(str(p["prompt"])) + max(len(str(p["chosen"])), len(str(p["rejected"]))))
+    tokens = max(
+        sum(map(len, completion_ids(tokenizer, longest["prompt"], longest[side]))) for side in ("chosen", "rejected")
+    )
+    config = model.config.get_text_config()
+    parameters = sum(p.numel() for p in model.parameters())
+    width = next(model.parameters()).element_size()
+    needed = estimate_memory_gb(parameters, width, config.num_hidden_layers, config.hidden_size, tokens, settings)
+    available = available_memory_gb(settings)
+    log.info("training needs about %.1f GB of the %.1f GB available", needed, available)
+    if needed > available:
+        raise TrainingConfigError(
+            f"training would need about {needed:.1f} GB but {available:.1f} GB are available (pairs of up to "
+            f"{min(tokens, settings.train_max_length)} tokens, {settings.train_batch_size} a batch): lower "
+            f"WIKIBOT_TRAIN_BATCH_SIZE ({settings.train_batch_size}) or WIKIBOT_TRAIN_MAX_LENGTH "
+            f"({settings.train_max_length})"
+            + ("" if settings.train_gradient_checkpointing else ", or set WIKIBOT_TRAIN_GRADIENT_CHECKPOINTING=true")
+            + "; WIKIBOT_TRAIN_MAX_MEMORY_GB overrides what is taken as available"
+        )
+
+
 class _LogProgress(TrainerCallback):
     def on_log(self, args, state, control, logs=None, **kwargs):  # noqa: ANN001, ANN201 - transformers' signature
         if logs and "loss" in logs:
@@ -80,18 +149,20 @@ def train_adapter(base_model: str, train_pairs: list[dict], out_dir: Path, setti
     shutil.rmtree(partial, ignore_errors=True)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     gpu = torch.cuda.is_available()
-    bf16 = gpu and torch.cuda.is_bf16_supported()
+    bf16 = use_bf16(settings.train_precision)
     args = DPOConfig(
         output_dir=str(partial),
         beta=settings.train_beta,
         learning_rate=settings.train_learning_rate,
         num_train_epochs=settings.train_epochs,
         per_device_train_batch_size=settings.train_batch_size,
+        gradient_accumulation_steps=settings.train_gradient_accumulation,
         max_length=settings.train_max_length,
+        precompute_ref_log_probs=True,  # the reference pass runs once, before training, not beside every step
         bf16=bf16,
         fp16=False,
         use_cpu=not gpu,
-        gradient_checkpointing=gpu,  # saves GPU memory; only slows the CPU down
+        gradient_checkpointing=settings.train_gradient_checkpointing,
         save_strategy="no",
         report_to="none",
         logging_steps=1,
@@ -99,7 +170,9 @@ def train_adapter(base_model: str, train_pairs: list[dict], out_dir: Path, setti
         seed=0,
     )
     tokenizer = AutoTokenizer.from_pretrained(base_model)
-    model = AutoModelForCausalLM.from_pretrained(base_model, dtype=torch.bfloat16 if bf16 else torch.float32)
+    # on a CPU, bf16 is autocast over float32 weights; on a GPU the weights are bf16 too (and so is serving there)
+    model = AutoModelForCausalLM.from_pretrained(base_model, dtype=torch.bfloat16 if bf16 and gpu else torch.float32)
+    check_memory(model, tokenizer, train_pairs, settings)
     trainer = DPOTrainer(
         model=model,
         args=args,

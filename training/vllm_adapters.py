@@ -8,11 +8,18 @@ from dataclasses import dataclass
 
 import httpx
 
+from training.canary import TOP_LOGPROBS, Reference, Step, deviation
+
 log = logging.getLogger(__name__)
 
 
 class AdapterLoadError(RuntimeError):
     pass
+
+
+def _token_id(token: str) -> int:
+    """vLLM's `return_tokens_as_token_ids` spelling: "token_id:123"."""
+    return int(token.rpartition(":")[2])
 
 
 @dataclass(frozen=True)
@@ -80,6 +87,44 @@ class VLLMAdapters:
             raise AdapterLoadError(
                 f"{server.base_url}: canary request to {name} failed: {response.status_code} {response.text}"
             )
+
+    async def greedy_steps(self, server: VLLMServer, name: str, prompt_ids: list[int], max_tokens: int) -> list[Step]:
+        """`name`'s greedy continuation of `prompt_ids` with each token's log-probability and the runners-up'.
+
+        A plain generation request (no `prompt_logprobs`: see training/canary.py)."""
+        payload = {
+            "model": name, "prompt": prompt_ids, "max_tokens": max_tokens, "temperature": 0.0,
+            "logprobs": TOP_LOGPROBS, "return_tokens_as_token_ids": True,
+        }  # fmt: skip
+        try:
+            response = await self._post(server, "completions", payload)
+        except httpx.HTTPError as exc:
+            raise AdapterLoadError(f"{server.base_url}: canary request to {name} failed: {exc}") from exc
+        if response.status_code != 200:
+            raise AdapterLoadError(
+                f"{server.base_url}: canary request to {name} failed: {response.status_code} {response.text}"
+            )
+        logprobs = response.json()["choices"][0]["logprobs"]
+        return [
+            Step(_token_id(token), logprob, {_token_id(t): lp for t, lp in top.items()})
+            for token, logprob, top in zip(logprobs["tokens"], logprobs["token_logprobs"], logprobs["top_logprobs"])
+        ]
+
+    async def check_served(self, name: str, references: list[Reference], tolerance: float) -> float:
+        """Every server's greedy log-probs for `name` against the trainer's `references`; the worst deviation.
+        Raises AdapterLoadError naming the server when it exceeds `tolerance`."""
+        worst = 0.0
+        for server in self.servers:
+            for ref in references:
+                served = await self.greedy_steps(server, name, ref.prompt_ids, len(ref.steps))
+                found = deviation(ref.steps, served)
+                if found > tolerance:
+                    raise AdapterLoadError(
+                        f"{server.base_url} does not serve {name} as it was trained: log-probabilities differ by "
+                        f"{found:.4f} (tolerance {tolerance:g}); wrong dtype, base model or adapter files?"
+                    )
+                worst = max(worst, found)
+        return worst
 
     async def canary_everywhere(self, name: str) -> None:
         """A canary request on every server; raise if any fails (the caller decides what to unload)."""

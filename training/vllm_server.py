@@ -35,6 +35,16 @@ def log_tail(log_path: Path, lines: int = 60) -> str:
         return "<no log>"
 
 
+def serving_dtype(setting: str) -> str:
+    """The `--dtype` for vLLM: `auto` means the precision adapters are trained and gated in (float32 on a CPU,
+    bfloat16 on a GPU). vLLM's own `auto` would serve a float32 checkpoint in bfloat16 on a CPU."""
+    if setting != "auto":
+        return setting
+    import torch
+
+    return "bfloat16" if torch.cuda.is_available() else "float32"
+
+
 def _healthy(host: str, port: int) -> bool:
     try:
         with urllib.request.urlopen(f"http://{host}:{port}/health", timeout=2) as r:
@@ -69,6 +79,7 @@ def serve_vllm(
     port: int | None = None,
     max_lora_rank: int = 16,
     max_loras: int = 4,
+    dtype: str = "auto",
     lora_target_modules: Sequence[str] = (),
     extra_args: Sequence[str] = (),
     startup_timeout: float = STARTUP_TIMEOUT_S,
@@ -86,6 +97,7 @@ def serve_vllm(
         "--served-model-name", served_name,
         "--host", host,
         "--port", str(port),
+        "--dtype", serving_dtype(dtype),
         "--enable-lora",
         "--max-lora-rank", str(max_lora_rank),
         "--max-loras", str(max_loras),

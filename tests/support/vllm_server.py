@@ -14,18 +14,15 @@ KV_CACHE_BYTES = "256M"
 # LoRA only on the decoder projections: this keeps vLLM from wrapping lm_head in LogitsProcessorWithLoRA,
 # whose CPU path kills the engine (einsum shape error) when prompt_logprobs/echo covers >1 request per step.
 LORA_TARGET_MODULES = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
-CPU_TEST_ARGS = (
-    "--dtype", "float32",  # --dtype auto would make float32 weights half precision; tests compare log-probs
-    "--max-model-len", str(MAX_MODEL_LEN),
-    "--kv-cache-memory-bytes", KV_CACHE_BYTES,
-    "--max-num-seqs", "8",
-    "--seed", "0",
-)  # fmt: skip
 
 
 @contextlib.contextmanager
-def serve_vllm(model_dir: Path, served_name: str, max_lora_rank: int = 16, max_loras: int = 4) -> Iterator[str]:
-    """Serve `model_dir` on 127.0.0.1; the log goes to `<model_dir>.vllm.log`."""
+def serve_vllm(
+    model_dir: Path, served_name: str, max_lora_rank: int = 16, max_loras: int = 4,
+    max_model_len: int = MAX_MODEL_LEN, kv_cache_bytes: str = KV_CACHE_BYTES,
+) -> Iterator[str]:  # fmt: skip
+    """Serve `model_dir` on 127.0.0.1 in the product's precision (float32 on a CPU); the log goes to
+    `<model_dir>.vllm.log`."""
     model_dir = Path(model_dir).resolve()
     with vllm_server.serve_vllm(
         str(model_dir),
@@ -34,7 +31,8 @@ def serve_vllm(model_dir: Path, served_name: str, max_lora_rank: int = 16, max_l
         max_lora_rank=max_lora_rank,
         max_loras=max_loras,
         lora_target_modules=LORA_TARGET_MODULES,
-        extra_args=CPU_TEST_ARGS,
+        extra_args=("--max-model-len", str(max_model_len), "--kv-cache-memory-bytes", kv_cache_bytes,
+                    "--max-num-seqs", "8", "--seed", "0"),  # fmt: skip
         startup_timeout=300,
     ) as url:
         yield url

@@ -20,6 +20,7 @@ from training.train import TrainResult, train_adapter
 TINY_TRAINING = {
     "train_max_length": 512,
     "train_batch_size": 8,
+    "train_gradient_accumulation": 1,
     "train_learning_rate": 1e-2,
     "train_epochs": 3.0,
     "lora_rank": 8,

@@ -61,7 +61,8 @@ async def test_a_cycle_trains_gates_and_promotes(logged: Database, training_sett
     assert report.candidate["mean_margin"] > report.baseline["mean_margin"]  # type: ignore[index]
     active = await AdapterRegistry(logged).active()
     assert active is not None and active.name == "wiki-v1" and active.dataset_id == report.dataset_id
-    assert set(active.metrics) == {"dataset_id", "train", "heldout", "baseline", "gate"}
+    assert set(active.metrics) == {"dataset_id", "train", "heldout", "baseline", "gate", "canary"}
+    assert len(active.metrics["canary"]) == 3, "held-out prompts every server had to answer as trained"
     assert active.metrics["baseline"]["model"] == "base" and active.metrics["gate"].startswith("passed")
     assert (Path(active.path) / "adapter_config.json").is_file()
     assert "wiki-v1" in await served(vllm_url)
@@ -87,11 +88,27 @@ async def test_a_rejected_adapter_leaves_the_active_one(logged: Database, traini
     assert "wiki-v2" not in await served(vllm_url)
 
 
+async def test_an_adapter_the_server_does_not_serve_as_trained_is_failed(
+    logged: Database, training_settings: Settings, vllm_url: str
+):
+    # no server reproduces log-probs to 1e-9: as if vLLM ran in another precision than the trainer
+    lenient_gate = {"gate_min_accuracy_delta": -1.0, "gate_min_margin_delta": -1e9}
+    exacting = training_settings.model_copy(update={"canary_tolerance": 1e-9, **lenient_gate, **FEW_STEPS})
+    report = await run_cycle(exacting, logged, force=True)
+
+    assert report.status == "failed" and "does not serve wiki-v3 as it was trained" in report.message
+    failed = await AdapterRegistry(logged).get(3)
+    assert failed.status == "failed" and "log-probabilities differ by" in (failed.error or "")
+    assert (await AdapterRegistry(logged).active()).name == "wiki-v1"  # type: ignore[union-attr]
+    assert "wiki-v3" not in await served(vllm_url) and "wiki-v1" in await served(vllm_url)
+
+
 def _start_killable_cycle(settings: Settings) -> subprocess.Popen[bytes]:
     """`run_cycle(force=True)` in a process of its own, configured like `wikibot train --now --force`."""
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
     for name in ("data_dir", "database_url", "base_model", "llm_base_url", "train_max_length",
-                 "train_batch_size", "train_learning_rate", "lora_rank", "lora_alpha"):  # fmt: skip
+                 "train_batch_size", "train_gradient_accumulation", "train_learning_rate", "lora_rank",
+                 "lora_alpha"):  # fmt: skip
         env[f"WIKIBOT_{name.upper()}"] = str(getattr(settings, name))
     env["WIKIBOT_VLLM_URLS"] = json.dumps(settings.vllm_urls)
     env["WIKIBOT_TRAIN_EPOCHS"] = "50"  # long enough to be killed midway
@@ -116,7 +133,7 @@ async def test_a_killed_run_leaves_the_active_adapter_and_is_cleaned_up(
     process = _start_killable_cycle(training_settings)
     try:
         deadline = time.monotonic() + 120
-        while not list(training_settings.adapters_dir.glob("wiki-v3.partial")):  # training has begun
+        while not list(training_settings.adapters_dir.glob("wiki-v4.partial")):  # training has begun
             assert process.poll() is None and time.monotonic() < deadline, "the training run did not start"
             await asyncio.sleep(0.5)
         await asyncio.sleep(1.0)
@@ -124,13 +141,13 @@ async def test_a_killed_run_leaves_the_active_adapter_and_is_cleaned_up(
         os.killpg(process.pid, signal.SIGKILL)
         process.wait()
 
-    assert (await registry.get(3)).status == "training", "left behind by the killed run"
+    assert (await registry.get(4)).status == "training", "left behind by the killed run"
     assert (await registry.active()).name == "wiki-v1"  # type: ignore[union-attr]
     assert "wiki-v1" in await served(vllm_url)
 
     report = await run_cycle(training_settings, logged)
-    assert report.status == "skipped" and report.recovered == ["wiki-v3"]
-    killed = await registry.get(3)
+    assert report.status == "skipped" and report.recovered == ["wiki-v4"]
+    killed = await registry.get(4)
     assert killed.status == "failed" and "interrupted" in (killed.error or "")
     assert not Path(killed.path).exists() and not Path(killed.path + ".partial").exists()
     assert (await registry.active()).name == "wiki-v1"  # type: ignore[union-attr]
@@ -143,7 +160,7 @@ async def test_commands(logged: Database, training_settings: Settings, vllm_url:
 
     assert await commands.adapters_list(argparse.Namespace(json=True), training_settings) == 0
     listed = {a["name"]: a["status"] for a in json.loads(capsys.readouterr().out)}
-    assert listed == {"wiki-v1": "active", "wiki-v2": "rejected", "wiki-v3": "failed"}
+    assert listed == {"wiki-v1": "active", "wiki-v2": "rejected", "wiki-v3": "failed", "wiki-v4": "failed"}
 
     assert await commands.adapters_promote(argparse.Namespace(version=2), training_settings) == 0
     assert "wiki-v2 is active (was wiki-v1)" in capsys.readouterr().out

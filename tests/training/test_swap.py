@@ -17,7 +17,7 @@ from retrieval.config import Settings
 from retrieval.db import Database
 from tests.conftest import BASE_MODEL_NAME
 from tests.training.conftest import TRAINED_PAIRS
-from training.gate import evaluate
+from training.gate import evaluate, evaluate_candidate
 from training.registry import NAME_PREFIX, Adapter, AdapterRegistry, RegistryError
 from training.swap import SwapError, activate, reconcile, rollback, vllm_servers
 from training.vllm_logprobs import served_margin
@@ -38,12 +38,28 @@ async def registry(db: Database, training_settings: Settings, vllm_url: str) -> 
     yield AdapterRegistry(db)
 
 
-async def candidate(registry: AdapterRegistry, settings: Settings, trained_adapter: Path) -> Adapter:
+async def candidate(
+    registry: AdapterRegistry, settings: Settings, trained_adapter: Path, metrics: dict | None = None
+) -> Adapter:
     """A new version whose directory holds (a copy of) the trained adapter."""
     adapter = await registry.create(settings.adapters_dir, None)
     shutil.copytree(trained_adapter, adapter.path)
-    await registry.set_candidate(adapter.version, {})
-    return adapter
+    await registry.set_candidate(adapter.version, metrics or {})
+    return await registry.get(adapter.version)
+
+
+@pytest.fixture(scope="module")
+def canary(tiny_model: Path, trained_adapter: Path, preference_pairs: list[dict]) -> dict:
+    """The trained adapter's canary references, as a training cycle records them."""
+    _, references = evaluate_candidate(str(tiny_model), str(trained_adapter), [], preference_pairs[TRAINED_PAIRS:])
+    return {"canary": [ref.as_dict() for ref in references]}
+
+
+def zero_lora_b(adapter_dir: Path) -> None:
+    """Make the adapter's files those of an untrained adapter (the base model's outputs)."""
+    weights = adapter_dir / "adapter_model.safetensors"
+    tensors = load_file(weights)
+    save_file({k: torch.zeros_like(v) if "lora_B" in k else v for k, v in tensors.items()}, weights)
 
 
 async def served(vllm_url: str) -> set[str]:
@@ -123,6 +139,20 @@ async def test_requests_in_flight_during_a_swap_all_succeed(
     assert after.status_code == 200
 
 
+async def test_an_adapter_is_served_only_if_the_server_answers_as_it_was_trained(
+    registry: AdapterRegistry, training_settings: Settings, trained_adapter: Path, vllm_url: str, canary: dict
+):
+    v1 = await candidate(registry, training_settings, trained_adapter, canary)
+    assert (await activate(training_settings, registry.db, v1.version)).activated == "wiki-v1", "served as trained"
+
+    v2 = await candidate(registry, training_settings, trained_adapter, canary)
+    zero_lora_b(Path(v2.path))  # the files on disk are not what the trainer measured
+    with pytest.raises(SwapError, match="does not serve wiki-v2 as it was trained: log-probabilities differ by"):
+        await activate(training_settings, registry.db, v2.version)
+    assert (await registry.active()).name == "wiki-v1"  # type: ignore[union-attr]
+    assert "wiki-v2" not in await served(vllm_url) and "wiki-v1" in await served(vllm_url)
+
+
 async def test_a_failed_load_on_one_server_changes_nothing(
     registry: AdapterRegistry, training_settings: Settings, trained_adapter: Path, vllm_url: str
 ):
@@ -198,9 +228,7 @@ async def test_a_name_served_from_another_directory_is_replaced_in_place(
     await activate(training_settings, registry.db, v1.version)
     elsewhere = tmp_path / "wiki-v1"  # e.g. a database reset that numbers adapters from 1 again
     shutil.copytree(trained_adapter, elsewhere)
-    weights = elsewhere / "adapter_model.safetensors"
-    tensors = load_file(weights)
-    save_file({k: torch.zeros_like(v) if "lora_B" in k else v for k, v in tensors.items()}, weights)  # = the base
+    zero_lora_b(elsewhere)
     base = await first_logprobs(vllm_url, BASE_MODEL_NAME)
     assert await first_logprobs(vllm_url, "wiki-v1") != pytest.approx(base, abs=1e-4), "the trained one differs"
     servers = vllm_servers(training_settings)

@@ -12,7 +12,7 @@ from safetensors.torch import load_file
 from retrieval.config import Settings
 from tests.training.conftest import TINY_TRAINING, TRAINED_PAIRS, TrainedAdapter, sha256
 from training.gate import evaluate
-from training.train import train_adapter
+from training.train import TrainingConfigError, estimate_memory_gb, train_adapter
 
 pytestmark = pytest.mark.slow
 BASE_FILES = ("chat_template.jinja", "config.json", "generation_config.json", "model.safetensors", "tokenizer.json",
@@ -63,3 +63,25 @@ def test_evaluate_with_no_pairs(tiny_model: Path):
 def test_never_overwrites_an_adapter_directory(trained_adapter: Path, tiny_model: Path, preference_pairs: list[dict]):
     with pytest.raises(FileExistsError):
         train_adapter(str(tiny_model), preference_pairs[:2], trained_adapter, Settings(**TINY_TRAINING))
+
+
+def test_a_run_that_would_not_fit_in_memory_stops_before_training_and_names_the_settings(
+    tiny_model: Path, preference_pairs: list[dict], tmp_path: Path
+):
+    small = Settings(**TINY_TRAINING, train_max_memory_gb=0.5)
+    with pytest.raises(TrainingConfigError, match=r"would need about .* GB but 0.5 GB .*WIKIBOT_TRAIN_BATCH_SIZE \(8\)"):
+        train_adapter(str(tiny_model), preference_pairs[:2], tmp_path / "adapter", small)
+    assert not list(tmp_path.iterdir()), "nothing written"
+
+
+def test_the_memory_estimate_follows_what_the_settings_change():
+    smollm = {"parameters": 134_515_008, "bytes_per_parameter": 4, "layers": 30, "hidden": 576}
+    defaults = Settings()
+
+    def estimate(tokens: int = 1000, **changes: object) -> float:
+        return estimate_memory_gb(**smollm, longest_tokens=tokens, settings=defaults.model_copy(update=changes))
+
+    assert 3.5 < estimate() < 4.5, "as measured by bench/training.py: about 4 GB for 1,000-token pairs"
+    assert estimate(train_batch_size=4) > 2 * estimate()
+    assert estimate(train_gradient_checkpointing=False) > estimate()
+    assert estimate(4000, train_max_length=4096) > estimate(4000) == estimate(2048), "pairs are cut at max length"
