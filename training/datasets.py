@@ -35,11 +35,14 @@ log = logging.getLogger(__name__)
 SNAPSHOT_LOCK = 72_650_101  # pg_advisory_xact_lock key: one snapshot build at a time
 
 # Every logged answer to a prompt that some answer to it got a rating or correction on. Sources without their
-# text: the prompt holds it, the pairs need only their numbers.
+# text (the prompt holds it, the pairs need only their numbers), save on answers with a correction: a correction
+# that quotes or paraphrases a source cites it.
 _ANSWERS = """
 SELECT id, prompt_messages,
-    (SELECT coalesce(jsonb_agg(s - 'text' ORDER BY n), '[]')
-     FROM jsonb_array_elements(sources) WITH ORDINALITY e(s, n)),
+    CASE WHEN EXISTS (SELECT 1 FROM feedback f WHERE f.interaction_id = interactions.id AND f.kind = 'correction'
+        AND f.retracted_at IS NULL) THEN sources
+    ELSE (SELECT coalesce(jsonb_agg(s - 'text' ORDER BY n), '[]')
+          FROM jsonb_array_elements(sources) WITH ORDINALITY e(s, n)) END,
     answer, cited, status
 FROM interactions
 WHERE md5(prompt_messages::text) IN (

@@ -6,14 +6,31 @@ Rules (the README's "How feedback becomes training data" says the same for peopl
   `prompt_messages` exactly, and its id (`interaction_id`) is the first such answer's.
 - Identical answer texts of a prompt are one answer. Its net rating, the sum of its users' votes, makes it
   preferred (> 0), rejected (< 0) or neither (0: a tie or conflict gives no signal).
-- A correction is a preferred answer "as written": the user's text with the valid [n] it has; with none,
-  it cites the correction's `source_n`, else what the corrected answer cited. It is not rewritten by an
-  LLM: that keeps it deterministic, needs no LLM at training time, and 👍 answers teach the style.
-  A correction outranks ratings: the corrected answer is rejected even if others gave it 👍. Of several
-  corrections of a prompt the latest (highest id) is chosen; the others are not used, save that each still
-  rejects the answer it corrected.
+- A correction is a preferred answer "as written": the user's text, not rewritten by an LLM (that keeps it
+  deterministic, needs no LLM at training time, and 👍 answers teach the style). A correction outranks
+  ratings: the corrected answer is rejected even if others gave it 👍. Of several corrections of a prompt
+  the latest (highest id) is chosen; the others are not used, save that each still rejects the answer it
+  corrected. It cites what the first of these rules gives, appended as " [n]" before the text's closing
+  punctuation (`cite`); `as_written` applies them, and the stats count each rule (`corrections_<rule>`):
+  1. `own_citations`: the valid [n] it has.
+  2. `source_n`: the source the user picked in the correction form.
+  3. A retrieved source the text points at (`pointed_source`): `linked` (it holds the source's URL, with or
+     without the #fragment, bare or as a Slack link <url|label>), `quoted` (a run of QUOTE_WORDS words of
+     the source's text, ignoring case and punctuation) or `named` (the page title and/or the section's own
+     heading, as whole words, ignoring case; a name needs a word of 3+ letters that is no stop word). Of
+     several, a link to the chunk (#fragment too) beats a link to its page, then a quote (the source with
+     more of the quote first), then title and section named, then the title alone, then the section alone;
+     among equals the best ranked (lowest n). So naming a page retrieved as several chunks cites its
+     best-ranked chunk unless the section is named too.
+  4. `similar`: the source most like the text (`similarity`: the share of the text's content words found in
+     the source's title, section and text), if at least SIMILARITY_THRESHOLD and the text has
+     MIN_CONTENT_WORDS content words; ties go to the best ranked.
+  5. `uncited`: none. The correction is still used, citing nothing: what the user wrote is the point of
+     it, and a source guessed (such as the ones the corrected answer cited, often the wrong ones) would
+     teach a wrong citation. It gets no distractors (they need a citation to move).
 - Each preferred answer gets up to `max_distractors` rejected copies whose citations all point at one
-  retrieved source it does not cite (best ranked first): they teach which document to cite.
+  retrieved source it does not cite (best ranked first): they teach which document to cite. One that cites
+  no source gets none.
 - Pairs: every preferred answer with every rejected one (kind 'correction' or 'rating', after where the
   chosen answer came from) and with its distractors ('distractor'); identical pairs are merged. A
   rejected answer with nothing preferred beside it makes no pair (counted in the stats); comments make none.
@@ -24,27 +41,55 @@ Rules (the README's "How feedback becomes training data" says the same for peopl
 from __future__ import annotations
 
 import hashlib
+import html
 import re
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
+from urllib.parse import unquote
 
 from bot.prompt import cited_numbers, clean_citations
 
 PairKind = Literal["correction", "rating", "distractor"]
 Split = Literal["train", "heldout"]
+CitationRule = Literal["own_citations", "source_n", "linked", "quoted", "named", "similar", "uncited"]
 PAIR_KINDS: tuple[PairKind, ...] = ("correction", "rating", "distractor")
 SPLITS: tuple[Split, ...] = ("train", "heldout")
+CITATION_RULES: tuple[CitationRule, ...] = (
+    "own_citations", "source_n", "linked", "quoted", "named", "similar", "uncited",
+)
 DEFAULT_MAX_DISTRACTORS = 2
-STATS = (  # what `build_pairs` counts, pairs or not
+STATS = (  # what `build_pairs` counts, pairs or not; corrections_<rule>: how the chosen corrections got a source
     "answers", "answers_skipped", "prompts", "rated_up", "rated_down", "tied",
     "corrections", "corrections_superseded", "rejected_unpaired", "comments", "pairs_merged",
+    *(f"corrections_{rule}" for rule in CITATION_RULES),
 )
+# A quote is a run of this many words of a source: long enough to be copied, not just said alike. Look-alike
+# pages share such runs too (the sample wiki's pages share 98 of 8 words), so of several sources quoted the one
+# with more of the quote's runs is cited.
+QUOTE_WORDS = 8
+# A correction that names, links or quotes no source cites the most similar one if it shares at least this share
+# of the correction's content words. Why 0.5: on corrections written against sample wiki chunks (the tests have
+# them) a paraphrase shares 0.56-0.89 with its chunk, a correction on a topic the wiki lacks 0.22 at most.
+SIMILARITY_THRESHOLD = 0.5
+MIN_CONTENT_WORDS = 3  # fewer ("No, 3 days.") is too little to tell sources apart
+# Words that say nothing about which source is meant; content words are the other words of 3+ letters.
+STOP_WORDS = frozenset("""
+    the and for are but not nor you your with this that these those from have has had was were will would
+    can could should does did its our out who whom what when where which why how there their they them then
+    than also only just into onto about over under all any some each per via yes yeah nope isn aren wasn don
+    doesn didn here more most less very too much many
+    wrong correct incorrect actually answer bot wikibot wiki page pages section says said see look
+    check source sources cite link please thanks thank instead
+""".split())
 
 # a run of adjacent citations, as bot.prompt writes and reads them: "[2]", "[1, 3]", "[1][3]"
 _CITATION_RUN = re.compile(r"\[\d{1,3}(?:\s*,\s*\d{1,3})*\](?:\s*\[\d{1,3}(?:\s*,\s*\d{1,3})*\])*")
 _END_PUNCTUATION = re.compile(r"[.!?]+$")
+_WORD = re.compile(r"[^\W_]+")  # words for names, quotes and similarity: letters and digits, any script
+_URL = re.compile(r"https?://[^\s<>|\"]+")  # bare, or inside a Slack link <url> / <url|label>
+_URL_TRAILER = re.compile(r"[.,;:!?)\]}'\"]+$")  # punctuation after a bare URL is not part of it
 
 
 @dataclass(frozen=True)
@@ -189,8 +234,10 @@ def _prompt_pairs(
     rejected: list[_Candidate] = []
     if corrections:
         item, answer = max(corrections, key=lambda c: c[0].feedback_id)
-        preferred.append(_Candidate(as_written(item, answer.cited, len(numbers)), "correction", (item.feedback_id,)))
+        text, rule = as_written(item, answer.sources)
+        preferred.append(_Candidate(text, "correction", (item.feedback_id,)))
         stats["corrections"] += 1
+        stats[f"corrections_{rule}"] += 1
         stats["corrections_superseded"] += len(corrections) - 1
     for entry in texts.values():
         net = sum(v.value or 0 for v in entry.votes)
@@ -216,16 +263,99 @@ def _prompt_pairs(
                 yield PreferencePair(prompt_id, prompt, chosen.text, wrong, "distractor", chosen.evidence)
 
 
-def as_written(correction: FeedbackItem, answer_cited: list[int], n_sources: int) -> str:
-    """A correction in the bot's format: its own valid [n], else [source_n], else the corrected answer's."""
+def as_written(correction: FeedbackItem, sources: Sequence[dict[str, Any]]) -> tuple[str, CitationRule]:
+    """A correction in the bot's format, citing the source the module's rules give, and the rule that gave it.
+
+    `sources`: the corrected answer's, as logged (n, title, section, url, text; n from 1 in rank order).
+    """
+    n_sources = len(sources)
     text, cited = clean_citations(correction.text or "", n_sources)
     if cited:
-        return text
+        return text, "own_citations"
     if correction.source_n is not None and 1 <= correction.source_n <= n_sources:
-        numbers = [correction.source_n]
-    else:
-        numbers = [n for n in answer_cited if 1 <= n <= n_sources]
-    return cite(text, numbers) if numbers else text
+        return cite(text, [correction.source_n]), "source_n"
+    pointed = pointed_source(text, sources)
+    if pointed is not None:
+        n, rule = pointed
+        return cite(text, [n]), rule
+    n = most_similar(text, sources)
+    if n is not None:
+        return cite(text, [n]), "similar"
+    return text, "uncited"
+
+
+def pointed_source(text: str, sources: Sequence[dict[str, Any]]) -> tuple[int, CitationRule] | None:
+    """The source `text` links, quotes or names (rule 3 of the module's), and how; None if none."""
+    words = _words(text)
+    padded = f" {' '.join(words)} "
+    links = {_normal_url(m.group()) for m in _URL.finditer(html.unescape(text))}
+    pages = {url.split("#", 1)[0] for url in links}
+    quotes = {tuple(words[i : i + QUOTE_WORDS]) for i in range(len(words) - QUOTE_WORDS + 1)}
+    best: tuple[tuple[int, int, int], CitationRule] | None = None  # ((strength, -quoted runs, n): least wins, rule)
+    for source in sources:
+        url = _normal_url(str(source.get("url") or ""))
+        headings = re.split(r"\s*[>›]\s*", str(source.get("section") or ""))
+        title_named = _named(str(source.get("title") or ""), padded)
+        section_named = _named(headings[-1], padded)  # the section's own heading, not its parents'
+        runs = _quoted_runs(quotes, str(source.get("text") or "")) if quotes else 0
+        if url and url in links:
+            found: tuple[int, CitationRule] = (0, "linked")
+        elif url and url.split("#", 1)[0] in pages:
+            found = (1, "linked")
+        elif runs:
+            found = (2, "quoted")
+        elif title_named or section_named:
+            found = (3 if title_named and section_named else 4 if title_named else 5, "named")
+        else:
+            continue
+        key = (found[0], -runs if found[1] == "quoted" else 0, int(source["n"]))
+        if best is None or key < best[0]:
+            best = (key, found[1])
+    return (best[0][2], best[1]) if best else None
+
+
+def similarity(text: str, source: dict[str, Any]) -> float:
+    """The share of `text`'s content words (3+ letters, no stop word) found in the source's title, section, text."""
+    content = _content_words(text)
+    if not content:
+        return 0.0
+    found = set(_words(" ".join(str(source.get(key) or "") for key in ("title", "section", "text"))))
+    return len(content & found) / len(content)
+
+
+def most_similar(text: str, sources: Sequence[dict[str, Any]]) -> int | None:
+    """The source most like `text` (the best ranked of equals) if like enough (rule 4 of the module's), else None."""
+    if len(_content_words(text)) < MIN_CONTENT_WORDS or not sources:
+        return None
+    score, n = max((similarity(text, s), -int(s["n"])) for s in sources)
+    return -n if score >= SIMILARITY_THRESHOLD else None
+
+
+def _words(text: str) -> list[str]:
+    return _WORD.findall(text.casefold())
+
+
+def _content_words(text: str) -> set[str]:
+    return {w for w in _words(text) if len(w) >= 3 and w.isalpha() and w not in STOP_WORDS}
+
+
+def _named(name: str, padded_words: str) -> bool:
+    """Whether `name` (with a content word) occurs as whole words in the text whose words are `padded_words`."""
+    words = _words(name)
+    return bool(_content_words(name)) and f" {' '.join(words)} " in padded_words
+
+
+def _quoted_runs(quotes: set[tuple[str, ...]], source_text: str) -> int:
+    """How many of the text's runs of QUOTE_WORDS words (`quotes`) the source's text has."""
+    words = _words(source_text)
+    return len(quotes & {tuple(words[i : i + QUOTE_WORDS]) for i in range(len(words) - QUOTE_WORDS + 1)})
+
+
+def _normal_url(url: str) -> str:
+    """A URL as compared: unescaped, no trailing punctuation or slash, percent-decoded, case-folded."""
+    url = _URL_TRAILER.sub("", html.unescape(url.strip()))
+    page, hash_, fragment = unquote(url).partition("#")
+    return (page.rstrip("/") + hash_ + fragment).casefold()
 
 
 def cite(text: str, numbers: list[int]) -> str:

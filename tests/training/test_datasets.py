@@ -44,13 +44,15 @@ def parser() -> argparse.ArgumentParser:
     return parser
 
 
-async def ask(db: Database, question: str, answer: str, cited: list[int]) -> int:
+async def ask(
+    db: Database, question: str, answer: str, cited: list[int], sources: list[dict[str, Any]] = SOURCES
+) -> int:
     """Log an answer the way bot.store does."""
     async with db.connection() as conn:
         cur = await conn.execute(
             "INSERT INTO interactions (source, channel_id, user_id, question, prompt_messages, sources, cited,"
             " answer, status) VALUES ('slack', 'C1', 'U0', %s, %s, %s, %s, %s, 'answered') RETURNING id",
-            (question, Jsonb(messages(question)), Jsonb(SOURCES), cited, answer),
+            (question, Jsonb(messages(question)), Jsonb(sources), cited, answer),
         )
         return (await cur.fetchone())[0]
 
@@ -200,3 +202,21 @@ async def test_old_snapshots_go_except_those_adapters_were_trained_on(db: Databa
         assert (await cur.fetchone())[0] == 0, "its pairs went with it"
     assert len(await load_pairs(db, trained_on.id, "train") + await load_pairs(db, trained_on.id, "heldout")) > 0
     assert await prune_snapshots(db, keep=2) == 0, "nothing more to delete"
+
+
+async def test_a_correction_quoting_a_source_cites_it(db: Database):
+    """The snapshot reads the sources' text for corrected answers: quotes and paraphrases need it."""
+    sources = [
+        {**SOURCES[0], "title": "Sick Leave", "text": "Up to 5 unused sick days carry over to the next year, with a"
+         " maximum balance of 15 days."},
+        {**SOURCES[1], "title": "Vacation Leave", "text": "You may carry over up to 5 unused vacation days into the"
+         " next year."},
+    ]
+    answered = await ask(db, "Do unused vacation days carry over?", "Yes, up to 15 days [1].", [1], sources)
+    fix = "No: you may carry over up to 5 unused vacation days."
+    await give(db, answered, "U2", "correction", text=fix, message_ts="8.1")
+    snapshot = await build_snapshot(db, heldout_fraction=0.5)
+    assert snapshot.stats["corrections_quoted"] >= 1
+    pairs = await load_pairs(db, snapshot.id, "train") + await load_pairs(db, snapshot.id, "heldout")
+    chosen = {p["chosen"][0]["content"] for p in pairs if p["rejected"][0]["content"] == "Yes, up to 15 days [1]."}
+    assert chosen == {"No: you may carry over up to 5 unused vacation days [2]."}

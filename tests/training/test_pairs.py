@@ -4,9 +4,59 @@ from __future__ import annotations
 
 import itertools
 
-from training.pairs import FeedbackItem, LoggedAnswer, PreferencePair, as_written, build_pairs, distractors, split_of
+from training.pairs import (
+    SIMILARITY_THRESHOLD, FeedbackItem, LoggedAnswer, PreferencePair, as_written, build_pairs, distractors,
+    similarity, split_of,
+)
 
 _ids = itertools.count(1)
+WIKI = "https://wiki.harborline.example"
+
+
+def chunk(n: int, title: str, section: str, url: str, text: str) -> dict[str, object]:
+    return {"n": n, "chunk_id": 100 + n, "page_id": n, "space": "hr", "title": title, "section": section,
+            "url": f"{WIKI}/{url}", "text": text, "score": 1 / n}
+
+
+# What a leave question retrieves from the sample wiki (retrieval/sample_wiki/pages/hr), chunked as ingested:
+# two chunks of one page, and look-alike pages.
+HR = [
+    chunk(1, "Sick Leave", "Sick Leave Allowance", "hr/sick-leave#sick-leave-allowance",
+          "- Every full-time employee gets **10 sick days per year**, credited in full on **January 1** "
+          "(front-loaded).\n- New hires receive a pro-rated allowance for their first calendar year, rounded up "
+          "to a whole day.\n- Part-time employees receive sick leave pro-rata to scheduled hours."),
+    chunk(2, "Bereavement Leave", "How Many Days", "hr/bereavement-leave#how-many-days",
+          "| Relationship | Paid bereavement days |\n|---|---|\n| Spouse or domestic partner, child, stepchild, "
+          "parent, stepparent, sibling | 5 days |\n| Grandparent, grandchild, parent-in-law, sibling-in-law, aunt, "
+          "uncle | 3 days |\n| Close friend or colleague (to attend the service) | 1 day |"),
+    chunk(3, "Bereavement Leave", "Notice Rules for Bereavement Leave",
+          "hr/bereavement-leave#notice-rules-for-bereavement-leave",
+          "- No advance notice is required. Tell your manager **as soon as practical** — a short message is "
+          "enough.\n- Record the leave in PeopleHub within **5 business days** of returning.\n- No documentation is "
+          "normally required. HR may ask for an obituary or funeral notice only if you request more than the "
+          "standard days."),
+    chunk(4, "Vacation Leave", "Carryover and Payout", "hr/vacation-leave#carryover-and-payout",
+          "- You may carry over up to **5 unused vacation days** into the next year.\n- Carried-over days must be "
+          "used by **March 31**; any left after that are forfeited.\n- Unused accrued vacation is paid out when you "
+          "leave Harborline."),
+    chunk(5, "Sick Leave", "Calling In Sick > Doctor's Note", "hr/sick-leave#doctors-note",
+          "A doctor's note is required for absences of **more than 3 consecutive working days**. Managers may not "
+          "ask for a note for shorter absences unless there is a documented attendance concern agreed with HR."),
+]
+IT = [
+    chunk(1, "Password Reset", "Password Rules", "it/password-reset#password-rules",
+          "- Minimum **14 characters**; a passphrase of 4 or more words is recommended.\n- Passwords expire every "
+          "**180 days**. You get reminders 14, 7 and 1 day before expiry.\n- The last **10 passwords** cannot be "
+          "reused."),
+    chunk(2, "Password Reset", "Account Lockout", "it/password-reset#account-lockout",
+          "- Your account locks after **5 failed sign-in attempts**.\n- It unlocks automatically after **30 "
+          "minutes**.\n- If you cannot wait, use KeyReset (which also unlocks the account) or call the Service Desk."),
+    chunk(3, "Laptop Requests", "Requesting a Laptop > Upgrades and Additional Equipment",
+          "it/laptop-requests#upgrades-and-additional-equipment",
+          "- Submit a **Hardware Request** in ServicePort with a business justification.\n- Monitors (up to two "
+          "27-inch), docks, keyboards and headsets come from the same form; no approval needed beyond your "
+          "manager."),
+]
 
 
 def prompt(question: str = "How many days of bereavement leave?", n_sources: int = 4) -> list[dict[str, str]]:
@@ -105,14 +155,113 @@ def test_a_correction_is_chosen_as_written_and_outranks_likes():
     assert built.pairs[0].feedback_ids == tuple(f.feedback_id for f in feedback)
 
 
-def test_a_correction_without_citations_cites_source_n_else_what_the_answer_cited():
-    modal = correction(1, "Five days, paid.", source_n=3)
-    reply = correction(1, "Five days, paid")
-    assert as_written(modal, [2], 4) == "Five days, paid [3]."
-    assert as_written(reply, [2, 4], 4) == "Five days, paid [2, 4]"
-    assert as_written(correction(1, "Five days!", source_n=7), [2], 4) == "Five days [2]!"  # 7: no such source
-    assert as_written(correction(1, "  Five days.  "), [], 4) == "Five days."  # nothing to cite
-    assert as_written(correction(1, "Five days [1].", source_n=3), [2], 4) == "Five days [1]."  # own [n] first
+def fixed(text: str, sources: list[dict[str, object]] = HR, source_n: int | None = None) -> tuple[str, str]:
+    """The correction as written, and the rule that gave its citation."""
+    return as_written(correction(1, text, source_n), sources)
+
+
+def test_a_correction_keeps_its_own_valid_citations():
+    assert fixed("Three days for a grandparent [2], see also [9].") == (
+        "Three days for a grandparent [2], see also.", "own_citations")  # [9] is no source: dropped
+    assert fixed("Five days [1].", source_n=3) == ("Five days [1].", "own_citations")  # before the modal's source
+
+
+def test_a_correction_from_the_modal_cites_the_source_picked_there():
+    assert fixed("Three days for a grandparent.", source_n=2) == ("Three days for a grandparent [2].", "source_n")
+    assert fixed("Three days for a grandparent!", source_n=4) == ("Three days for a grandparent [4]!", "source_n")
+    # no such source: the rules after it decide (the page is named)
+    assert fixed("Bereavement Leave: three days.", source_n=7) == ("Bereavement Leave: three days [2].", "named")
+
+
+def test_a_correction_naming_a_page_cites_it():
+    assert fixed("It's 3 days for a grandparent, it's on the bereavement leave page.") == (
+        "It's 3 days for a grandparent, it's on the bereavement leave page [2].", "named")
+    assert fixed("Check the Doctor's Note part: only after 3 days off.") == (
+        "Check the Doctor's Note part: only after 3 days off [5].", "named")  # its section, alone
+    assert fixed("Sick leaves are unlimited.")[1] == "uncited"  # not the title's words: no name
+
+
+def test_naming_a_page_retrieved_twice_cites_its_best_ranked_chunk_unless_the_section_is_named():
+    assert fixed("That's on the Bereavement Leave page.") == ("That's on the Bereavement Leave page [2].", "named")
+    notice_first = [{**HR[2], "n": 1}, {**HR[1], "n": 2}]  # the same page's chunks, the other way round
+    assert fixed("That's on the Bereavement Leave page.", notice_first)[0].endswith("page [1].")
+    assert fixed("Bereavement Leave, How Many Days: 3 for an aunt.", notice_first) == (
+        "Bereavement Leave, How Many Days: 3 for an aunt [2].", "named")
+    assert fixed("No notice needed, see Notice Rules for Bereavement Leave.") == (
+        "No notice needed, see Notice Rules for Bereavement Leave [3].", "named")
+
+
+def test_a_correction_quoting_a_source_cites_it():
+    text = 'No: "managers may NOT ask for a note for shorter absences", unless HR agreed.'
+    assert fixed(text) == (text[:-1] + " [5].", "quoted")
+    assert fixed("Managers may not ask for a note, it's the rule.")[1] == "similar"  # 7 words: no quote
+    home = [  # look-alike pages share runs of words: the source with more of the quote wins
+        chunk(1, "HomeShield Premier", "Coverages and Limits > Water Damage (Premier)", "products/homeshield-premier",
+              "Sudden and accidental discharge of water is covered **up to the full Coverage A limit** — there is "
+              "no water damage sublimit on Premier."),
+        chunk(2, "HomeShield Plus", "Coverages and Limits > Water Damage Sublimit (Plus)", "products/homeshield-plus",
+              "Sudden and accidental discharge of water is covered up to **$25,000 per occurrence**. This includes "
+              "tear-out, drying and repair of the system that failed."),
+    ]
+    text = "Sudden and accidental discharge of water is covered up to $25,000 per occurrence."
+    assert fixed(text, home) == (text[:-1] + " [2].", "quoted")
+
+
+def test_a_correction_linking_a_source_cites_it_with_or_without_the_fragment():
+    slack = f"It's 5 days, see <{WIKI}/hr/vacation-leave#carryover-and-payout|Vacation Leave>"
+    assert fixed(slack) == (slack + " [4]", "linked")
+    bare = f"No notice is needed: {WIKI}/hr/bereavement-leave#notice-rules-for-bereavement-leave."
+    assert fixed(bare) == (bare[:-1] + " [3].", "linked")
+    page = f"Read <{WIKI}/hr/bereavement-leave/> again."  # the page: its best-ranked chunk
+    assert fixed(page) == (f"Read <{WIKI}/hr/bereavement-leave/> again [2].", "linked")
+    assert fixed(f"See {WIKI}/hr/parental-leave for that.")[1] == "uncited"  # a page that was not retrieved
+
+
+def test_a_link_beats_a_quote_beats_a_name():
+    link = f"Not the Sick Leave page: {WIKI}/hr/vacation-leave#carryover-and-payout"
+    assert fixed(link) == (link + " [4]", "linked")
+    quote = "Not on the Sick Leave page: tell your manager as soon as practical, a short message is enough."
+    assert fixed(quote) == (quote[:-1] + " [3].", "quoted")
+
+
+def test_a_correction_naming_nothing_cites_the_source_it_paraphrases():
+    text = "Full-timers get ten sick days a year, all credited up front on January 1."
+    assert fixed(text) == (text[:-1] + " [1].", "similar")
+    text = "Your account unlocks by itself after 30 minutes, or use KeyReset to unlock it right away."
+    assert fixed(text, IT) == (text[:-1] + " [2].", "similar")
+
+
+def test_a_correction_like_no_source_cites_nothing_not_what_the_bot_cited():
+    text = "The cafeteria on floor 2 closes at 3pm on Fridays, the coffee machine stays on."
+    assert fixed(text) == (text, "uncited")
+    assert fixed("No, 3 days.") == ("No, 3 days.", "uncited")  # too few words to judge
+    corrected = LoggedAnswer(10, prompt(n_sources=5), HR, "The cafeteria closes at 5pm [1].", [1], "answered")
+    built = build_pairs([corrected], [correction(10, text)])
+    assert by_kind(built.pairs) == {"correction": [(text, "The cafeteria closes at 5pm [1].")]}  # no distractors
+    assert built.stats["corrections_uncited"] == 1 and built.stats["corrections"] == 1
+
+
+def test_the_similarity_threshold_separates_paraphrases_from_other_topics():
+    """Corrections for the sample wiki: a paraphrase shares most of its content words with its chunk only."""
+    paraphrases = [
+        ("You can carry over up to five unused vacation days, but they must be used by the end of March.", HR, 4),
+        ("A note from your doctor is only needed after more than three consecutive working days off.", HR, 5),
+        ("Passwords expire every 180 days and you can't reuse your last ten.", IT, 1),
+        ("Monitors and docks come from the same hardware request form, only your manager approves them.", IT, 3),
+    ]
+    for text, sources, right in paraphrases:
+        scores = {int(s["n"]): similarity(text, s) for s in sources}
+        assert scores.pop(right) >= SIMILARITY_THRESHOLD > max(scores.values()), text
+        assert fixed(text, sources) == (text[:-1] + f" [{right}].", "similar")
+    elsewhere = [
+        ("Parking in the garage costs five dollars a day, ask facilities for a monthly pass.", HR),
+        ("The holiday party moved to the Harbor Room on the fourth floor this year.", HR),
+        ("The new printer on floor 3 needs a badge swipe before it prints anything.", IT),
+        ("Guest wifi passwords change every Monday, reception has the new one.", IT),
+    ]
+    for text, sources in elsewhere:
+        assert max(similarity(text, s) for s in sources) < SIMILARITY_THRESHOLD, text
+        assert fixed(text, sources) == (text, "uncited")
 
 
 def test_a_downvoted_answer_with_a_correction_makes_one_pair_per_rejected_answer():
