@@ -34,6 +34,17 @@ Rules (the README's "How feedback becomes training data" says the same for peopl
 - Pairs: every preferred answer with every rejected one (kind 'correction' or 'rating', after where the
   chosen answer came from) and with its distractors ('distractor'); identical pairs are merged. A
   rejected answer with nothing preferred beside it makes no pair (counted in the stats); comments make none.
+- Choosing, not position: retrieval ranks the right page first for most questions (94% on the sample wiki),
+  so pairs with the logged prompts alone teach "cite [1]". Each pair whose chosen answer cites a source gets
+  up to `source_orders` copies (DEFAULT_SOURCE_ORDERS: 1) of the same kind and prompt id (so in the same
+  split) whose prompt lists the same sources in another order (`reorder`): the chosen answer's first cited
+  source moves to a position other than [1] and its own (the k-th copy: the k-th such position after one a
+  hash of the prompt picks), the others keep their order, the sources are numbered [1..n] anew, and every
+  [n] of the chosen and rejected answers follows its source ("[1, 3]" and "[1][3]" too; numbers no source
+  has stay). Only the "Sources:" block of the last message changes: it is cut at the headers of the logged
+  sources and written again with `bot.prompt.format_sources`; a prompt it would not rebuild exactly gets no
+  copies. Nor does a chosen answer citing no source, a prompt with one source, or one whose chosen answer
+  cites [2] of two (its only other order puts it first). The stats count the copies (`reordered`).
 - Held-out split by prompt: `split_of(interaction_id)` hashes the prompt's id, so no prompt is in both
   splits, and a prompt stays in its split from one snapshot to the next.
 """
@@ -42,6 +53,7 @@ from __future__ import annotations
 
 import hashlib
 import html
+import json
 import re
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator, Sequence
@@ -49,7 +61,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 from urllib.parse import unquote
 
-from bot.prompt import cited_numbers, clean_citations
+from bot.prompt import Source, cited_numbers, clean_citations, format_sources
 
 PairKind = Literal["correction", "rating", "distractor"]
 Split = Literal["train", "heldout"]
@@ -60,9 +72,11 @@ CITATION_RULES: tuple[CitationRule, ...] = (
     "own_citations", "source_n", "linked", "quoted", "named", "similar", "uncited",
 )
 DEFAULT_MAX_DISTRACTORS = 2
+DEFAULT_SOURCE_ORDERS = 1  # copies of a pair with its prompt's sources in another order (see the module's rules)
 STATS = (  # what `build_pairs` counts, pairs or not; corrections_<rule>: how the chosen corrections got a source
     "answers", "answers_skipped", "prompts", "rated_up", "rated_down", "tied",
     "corrections", "corrections_superseded", "rejected_unpaired", "comments", "pairs_merged",
+    "reordered",
     *(f"corrections_{rule}" for rule in CITATION_RULES),
 )
 # A quote is a run of this many words of a source: long enough to be copied, not just said alike. Look-alike
@@ -86,6 +100,9 @@ STOP_WORDS = frozenset("""
 
 # a run of adjacent citations, as bot.prompt writes and reads them: "[2]", "[1, 3]", "[1][3]"
 _CITATION_RUN = re.compile(r"\[\d{1,3}(?:\s*,\s*\d{1,3})*\](?:\s*\[\d{1,3}(?:\s*,\s*\d{1,3})*\])*")
+_CITATION = re.compile(r"\[\d{1,3}(?:\s*,\s*\d{1,3})*\]")  # one [n] or [n, m]
+_LISTED_HEADER = re.compile(r"\n\n\[\d{1,3}\] [^\n]*\nURL: ")  # a source's header, after a blank line
+_SOURCES_START, _QUESTION_START = "Sources:\n\n", "\n\nQuestion: "  # around bot.prompt's source block
 _END_PUNCTUATION = re.compile(r"[.!?]+$")
 _WORD = re.compile(r"[^\W_]+")  # words for names, quotes and similarity: letters and digits, any script
 _URL = re.compile(r"https?://[^\s<>|\"]+")  # bare, or inside a Slack link <url> / <url|label>
@@ -174,9 +191,15 @@ def split_of(interaction_id: int, fraction: float) -> Split:
 
 
 def build_pairs(
-    answers: Iterable[LoggedAnswer], feedback: Iterable[FeedbackItem], max_distractors: int = DEFAULT_MAX_DISTRACTORS
+    answers: Iterable[LoggedAnswer],
+    feedback: Iterable[FeedbackItem],
+    max_distractors: int = DEFAULT_MAX_DISTRACTORS,
+    source_orders: int = DEFAULT_SOURCE_ORDERS,
 ) -> PairSet:
-    """The preference pairs the feedback gives, deduplicated, in prompt order (see the module's rules)."""
+    """The preference pairs the feedback gives, deduplicated, in prompt order (see the module's rules).
+
+    Each prompt's pairs come first in its logged source order, then their copies in other orders.
+    """
     stats: Counter[str] = Counter()
     by_answer: dict[int, list[FeedbackItem]] = defaultdict(list)
     for item in feedback:
@@ -191,17 +214,20 @@ def build_pairs(
     stats["answers"] = sum(len(group) for group in prompts.values())
     stats["prompts"] = len(prompts)
 
-    merged: dict[tuple[int, str, str], PreferencePair] = {}
-    for group in prompts.values():
+    pairs: list[PreferencePair] = []
+    for group in prompts.values():  # a prompt's id is its own: pairs of two prompts never merge
+        merged: dict[tuple[str, str], PreferencePair] = {}
         for pair in _prompt_pairs(group, by_answer, max_distractors, stats):
-            key = (pair.interaction_id, pair.chosen, pair.rejected)
+            key = (pair.chosen, pair.rejected)
             if key in merged:
                 ids = tuple(sorted(set(merged[key].feedback_ids) | set(pair.feedback_ids)))
                 merged[key] = replace(merged[key], feedback_ids=ids)
                 stats["pairs_merged"] += 1
             else:
                 merged[key] = pair
-    pairs = list(merged.values())
+        pairs += merged.values()
+        # distinct pairs give distinct copies: an order renumbers both answers one to one
+        pairs += _reordered_copies(group[0], list(merged.values()), source_orders, stats)
 
     answer_of = {f.feedback_id: f.interaction_id for items in by_answer.values() for f in items}
     feedback_ids = sorted({i for pair in pairs for i in pair.feedback_ids})
@@ -261,6 +287,101 @@ def _prompt_pairs(
         for wrong in distractors(chosen.text, numbers, max_distractors):
             if wrong not in preferred_texts:
                 yield PreferencePair(prompt_id, prompt, chosen.text, wrong, "distractor", chosen.evidence)
+
+
+def _reordered_copies(
+    first: LoggedAnswer, pairs: list[PreferencePair], source_orders: int, stats: Counter[str]
+) -> Iterator[PreferencePair]:
+    """Up to `source_orders` copies of each of a prompt's pairs, its sources in other orders (the module's rules)."""
+    listed = listed_sources(first.prompt_messages, first.sources) if source_orders > 0 and pairs else None
+    if listed is None or len(listed) < 2:
+        return
+    seed = _prompt_hash(first.prompt_messages)
+    for pair in pairs:
+        for order in source_orders_for(pair.chosen, len(listed), seed, source_orders):
+            copy = reorder(pair, listed, order)
+            if copy.prompt != pair.prompt:  # two identical source blocks swapped: nothing moved
+                stats["reordered"] += 1
+                yield copy
+
+
+def listed_sources(prompt: Sequence[dict[str, str]], sources: Sequence[dict[str, Any]]) -> list[Source] | None:
+    """The prompt's numbered sources, with their text as the prompt lists it; None unless they rebuild it exactly.
+
+    The last message's source block is cut at the logged sources' headers ("[n] label" and "URL: url" lines, as
+    `bot.prompt.format_sources` writes them): the logged dicts may lack their text (a snapshot reads it only
+    for corrected answers), the prompt has it as the model saw it.
+    """
+    if not prompt or not sources or [int(s["n"]) for s in sources] != list(range(1, len(sources) + 1)):
+        return None
+    content = prompt[-1].get("content", "")
+    end = content.rfind(_QUESTION_START)
+    if not content.startswith(_SOURCES_START) or end < 0:
+        return None
+    block = content[len(_SOURCES_START) : end]
+    # every field but those format_sources writes is a placeholder: the sources are only ever formatted again
+    empty = [Source(int(s["n"]), 0, 0, "", str(s.get("title") or ""), str(s.get("section") or ""),
+                    str(s.get("url") or ""), "", 0.0) for s in sources]  # fmt: skip
+    headers = [format_sources([s]) for s in empty]  # "[n] label\nURL: url\n" (the text is empty)
+    if not block.startswith(headers[0]):
+        return None
+    starts = [0]
+    for header in headers[1:]:
+        at = block.find("\n\n" + header, starts[-1] + len(headers[len(starts) - 1]))
+        if at < 0:
+            return None
+        starts.append(at + 2)
+    ends = [at - 2 for at in starts[1:]] + [len(block)]
+    listed = [replace(s, text=block[at + len(h) : stop]) for s, h, at, stop in zip(empty, headers, starts, ends)]
+    if any(_LISTED_HEADER.search(f"\n\n{s.text}") for s in listed):  # a source the log lacks, or an odd text
+        return None
+    return listed if format_sources(listed) == block else None
+
+
+def source_orders_for(chosen: str, n_sources: int, seed: int, count: int) -> list[tuple[int, ...]]:
+    """Up to `count` other orders of sources 1..n_sources (old numbers in their new order) for a chosen answer.
+
+    Its first cited source goes to a position other than 1 and its own, from the one `seed` picks on; the other
+    sources keep their order. None if it cites no source.
+    """
+    cited = [n for n in cited_numbers(chosen) if 1 <= n <= n_sources]
+    if not cited or count <= 0:
+        return []
+    first = cited[0]
+    positions = [p for p in range(2, n_sources + 1) if p != first]
+    orders = []
+    for k in range(min(count, len(positions))):
+        order = [n for n in range(1, n_sources + 1) if n != first]
+        order.insert(positions[(seed + k) % len(positions)] - 1, first)
+        orders.append(tuple(order))
+    return orders
+
+
+def reorder(pair: PreferencePair, listed: Sequence[Source], order: Sequence[int]) -> PreferencePair:
+    """`pair` with its prompt listing the sources in `order` (old numbers), renumbered, and its answers' citations
+    following their sources."""
+    new_number = {old: new for new, old in enumerate(order, start=1)}
+    by_number = {s.n: s for s in listed}
+    block = format_sources([replace(by_number[old], n=new) for new, old in enumerate(order, start=1)])
+    last = pair.prompt[-1]
+    question = last["content"][last["content"].rfind(_QUESTION_START) :]
+    prompt = [*pair.prompt[:-1], {**last, "content": _SOURCES_START + block + question}]
+    return replace(pair, prompt=prompt, chosen=renumber_citations(pair.chosen, new_number),
+                   rejected=renumber_citations(pair.rejected, new_number))  # fmt: skip
+
+
+def renumber_citations(text: str, new_number: dict[int, int]) -> str:
+    """`text` with each cited number n (in "[n]", "[n, m]", "[n][m]") replaced by new_number[n] where it has one."""
+
+    def renumbered(match: re.Match[str]) -> str:
+        return re.sub(r"\d+", lambda d: str(new_number.get(int(d.group()), d.group())), match.group())
+
+    return _CITATION.sub(renumbered, text)
+
+
+def _prompt_hash(prompt: Sequence[dict[str, str]]) -> int:
+    text = json.dumps(list(prompt), ensure_ascii=False, sort_keys=True)
+    return int.from_bytes(hashlib.sha256(f"wikibot-order:{text}".encode()).digest()[:8], "big")
 
 
 def as_written(correction: FeedbackItem, sources: Sequence[dict[str, Any]]) -> tuple[str, CitationRule]:

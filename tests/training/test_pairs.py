@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import itertools
 
+from bot.prompt import Source, Turn, build_messages, cited_numbers, format_sources
+from training.answer_quality import prompt_sources
 from training.pairs import (
-    SIMILARITY_THRESHOLD, FeedbackItem, LoggedAnswer, PreferencePair, as_written, build_pairs, distractors,
-    similarity, split_of,
+    DEFAULT_SOURCE_ORDERS, SIMILARITY_THRESHOLD, FeedbackItem, LoggedAnswer, PreferencePair, as_written, build_pairs,
+    distractors, listed_sources, renumber_citations, reorder, similarity, source_orders_for, split_of,
 )
 
 _ids = itertools.count(1)
@@ -91,6 +93,11 @@ def correction(interaction_id: int, text: str, source_n: int | None = None, user
     return FeedbackItem(next(_ids), interaction_id, user, "correction", None, text, source_n)
 
 
+def in_logged_order(*args: object, **kwargs: object):
+    """build_pairs without reordered copies: the pairs in the logged source order (the copies have their tests)."""
+    return build_pairs(*args, **{"source_orders": 0, **kwargs})  # type: ignore[arg-type]
+
+
 def by_kind(pairs: list[PreferencePair]) -> dict[str, list[tuple[str, str]]]:
     out: dict[str, list[tuple[str, str]]] = {}
     for p in pairs:
@@ -100,7 +107,7 @@ def by_kind(pairs: list[PreferencePair]) -> dict[str, list[tuple[str, str]]]:
 
 def test_a_liked_answer_is_chosen_against_copies_citing_uncited_sources_in_rank_order():
     a = answer(10, "Five days [2]. Three for a cousin [2][4].", cited=[2, 4])
-    built = build_pairs([a], [vote(10, "U1", 1)])
+    built = in_logged_order([a], [vote(10, "U1", 1)])
     assert by_kind(built.pairs) == {
         "distractor": [
             (a.answer, "Five days [1]. Three for a cousin [1]."),
@@ -119,8 +126,8 @@ def test_a_liked_answer_is_chosen_against_copies_citing_uncited_sources_in_rank_
 
 def test_max_distractors_and_answers_without_citations():
     a = answer(10)
-    assert len(build_pairs([a], [vote(10, "U1", 1)], max_distractors=3).pairs) == 3
-    assert build_pairs([a], [vote(10, "U1", 1)], max_distractors=0).pairs == []
+    assert len(in_logged_order([a], [vote(10, "U1", 1)], max_distractors=3).pairs) == 3
+    assert in_logged_order([a], [vote(10, "U1", 1)], max_distractors=0).pairs == []
     assert distractors("Five days.", [1, 2, 3], 2) == []
     assert distractors("Five days [1, 3].", [1, 2, 3], 2) == ["Five days [2]."]
 
@@ -146,7 +153,7 @@ def test_only_answered_prompts_with_sources_are_used():
 def test_a_correction_is_chosen_as_written_and_outranks_likes():
     a = answer(10, "Three days [2].")
     feedback = [vote(10, "U1", 1), vote(10, "U3", 1), correction(10, "Five days, see [3] and [9].", user="U2")]
-    built = build_pairs([a], feedback)
+    built = in_logged_order([a], feedback)
     kinds = by_kind(built.pairs)
     assert kinds["correction"] == [("Five days, see [3] and.", "Three days [2].")]  # [9] is no source: dropped
     assert kinds["distractor"] == [("Five days, see [3] and.", "Five days, see [1] and."),
@@ -236,9 +243,10 @@ def test_a_correction_like_no_source_cites_nothing_not_what_the_bot_cited():
     assert fixed(text) == (text, "uncited")
     assert fixed("No, 3 days.") == ("No, 3 days.", "uncited")  # too few words to judge
     corrected = LoggedAnswer(10, prompt(n_sources=5), HR, "The cafeteria closes at 5pm [1].", [1], "answered")
-    built = build_pairs([corrected], [correction(10, text)])
+    built = build_pairs([corrected], [correction(10, text)])  # the default: no copies either
     assert by_kind(built.pairs) == {"correction": [(text, "The cafeteria closes at 5pm [1].")]}  # no distractors
     assert built.stats["corrections_uncited"] == 1 and built.stats["corrections"] == 1
+    assert built.stats["reordered"] == 0  # it cites no source to move
 
 
 def test_the_similarity_threshold_separates_paraphrases_from_other_topics():
@@ -266,7 +274,7 @@ def test_the_similarity_threshold_separates_paraphrases_from_other_topics():
 
 def test_a_downvoted_answer_with_a_correction_makes_one_pair_per_rejected_answer():
     a = answer(10, "Three days [2].")
-    built = build_pairs([a], [vote(10, "U1", -1), correction(10, "Five days.", source_n=1)])
+    built = in_logged_order([a], [vote(10, "U1", -1), correction(10, "Five days.", source_n=1)])
     assert by_kind(built.pairs) == {
         "correction": [("Five days [1].", "Three days [2].")],
         "distractor": [("Five days [1].", "Five days [2]."), ("Five days [1].", "Five days [3].")],
@@ -276,7 +284,7 @@ def test_a_downvoted_answer_with_a_correction_makes_one_pair_per_rejected_answer
 def test_the_latest_correction_wins_and_empty_ones_are_ignored():
     a = answer(10, "Three days [2].")
     first, latest = correction(10, "Four days [1].", user="U1"), correction(10, "Five days [3].", user="U2")
-    built = build_pairs([a], [latest, first, correction(10, "   ")], max_distractors=0)
+    built = in_logged_order([a], [latest, first, correction(10, "   ")], max_distractors=0)
     assert by_kind(built.pairs) == {"correction": [("Five days [3].", "Three days [2].")]}
     assert built.stats["corrections"] == 1 and built.stats["corrections_superseded"] == 1
     assert all("Four" not in p.chosen + p.rejected for p in built.pairs)  # the earlier text is not used
@@ -285,7 +293,7 @@ def test_the_latest_correction_wins_and_empty_ones_are_ignored():
 def test_an_earlier_correction_still_rejects_the_answer_it_corrected():
     liked, corrected = answer(5, "Five days [2]."), answer(7, "Two days [3].", [3])
     old, new = correction(7, "Four days [1]."), correction(5, "Six days [4].")
-    built = build_pairs([liked, corrected], [vote(5, "U1", 1), old, new], max_distractors=0)
+    built = in_logged_order([liked, corrected], [vote(5, "U1", 1), old, new], max_distractors=0)
     assert by_kind(built.pairs) == {
         "correction": [("Six days [4].", "Five days [2]."), ("Six days [4].", "Two days [3].")]
     }
@@ -301,7 +309,7 @@ def test_answers_to_the_same_prompt_are_compared_and_identical_texts_pooled():
     good, bad, bad_again = answer(5, "Five days [2]."), answer(7, "Two days [3].", [3]), answer(9, "Two days [3].", [3])
     other = answer(6, "Five days [2].", question="Something else?")
     feedback = [vote(5, "U1", 1), vote(7, "U1", -1), vote(9, "U2", -1), vote(9, "U3", 1), vote(6, "U1", -1)]
-    built = build_pairs([bad_again, good, other, bad], feedback, max_distractors=1)
+    built = in_logged_order([bad_again, good, other, bad], feedback, max_distractors=1)
     assert [(p.interaction_id, p.kind, p.chosen, p.rejected) for p in built.pairs] == [
         (5, "rating", "Five days [2].", "Two days [3]."),  # 7 and 9 pooled: net -1
         (5, "distractor", "Five days [2].", "Five days [1]."),
@@ -311,7 +319,7 @@ def test_answers_to_the_same_prompt_are_compared_and_identical_texts_pooled():
 
 def test_a_pair_found_twice_is_kept_once_with_all_its_feedback():
     good, wrong_source = answer(5, "Five days [2]."), answer(7, "Five days [1].", [1])
-    built = build_pairs([good, wrong_source], [vote(5, "U1", 1), vote(7, "U2", -1)])
+    built = in_logged_order([good, wrong_source], [vote(5, "U1", 1), vote(7, "U2", -1)])
     assert by_kind(built.pairs) == {
         "rating": [("Five days [2].", "Five days [1].")],  # also the first distractor
         "distractor": [("Five days [2].", "Five days [3].")],
@@ -325,3 +333,130 @@ def test_the_split_is_by_prompt_deterministic_and_near_the_fraction():
     assert 0.17 < splits.count("heldout") / len(splits) < 0.23
     assert all(split_of(i, 0.1) == "train" for i in range(1, 5001) if splits[i - 1] == "train")  # nested
     assert split_of(42, 0.0) == "train"
+
+
+# Choosing, not position: copies of each pair with the prompt's sources in another order.
+
+def logged_prompt(question: str, sources: list[dict[str, object]]) -> list[dict[str, str]]:
+    """A prompt built by the bot itself, with a thread before it."""
+    listed = [Source(**s) for s in sources]  # type: ignore[arg-type]
+    thread = [Turn("Do we get sick days?", "Yes, see [1].")]
+    return build_messages(question, listed, thread, company="Harborline")
+
+
+def numbered_urls(prompt: list[dict[str, str]]) -> dict[int, str]:
+    """Source number -> URL, read back from the prompt the way the answer checks read it."""
+    headers, _ = prompt_sources(prompt[-1]["content"])
+    return {int(h[1 : h.index("]")]): url.removeprefix("URL: ") for h, url in zip(headers[::2], headers[1::2])}
+
+
+def cited_urls(text: str, prompt: list[dict[str, str]]) -> list[str]:
+    urls = numbered_urls(prompt)
+    return [urls[n] for n in cited_numbers(text)]
+
+
+def block_and_rest(prompt: list[dict[str, str]]) -> tuple[str, list[dict[str, str]], str]:
+    """(the source block, the messages before the last, the last message without its source block)."""
+    content = prompt[-1]["content"]
+    start, end = len("Sources:\n\n"), content.rindex("\n\nQuestion: ")
+    return content[start:end], prompt[:-1], content[:start] + content[end:]
+
+
+def test_a_correction_pair_gets_a_copy_whose_sources_are_in_another_order():
+    question = "How many sick days do I get?"
+    bot = "You get five sick days [4], carried over like vacation [1, 4][2]."
+    corrected = LoggedAnswer(10, logged_prompt(question, HR), HR, bot, [4, 1, 2], "answered")
+    fix = correction(10, "Ten sick days a year, all on January 1 [1].")
+    built = build_pairs([corrected], [fix], max_distractors=1)
+    originals = [p for p in built.pairs if p.prompt == corrected.prompt_messages]
+    copies = [p for p in built.pairs if p.prompt != corrected.prompt_messages]
+    assert [p.kind for p in originals] == [p.kind for p in copies] == ["correction", "distractor"]
+    assert built.stats["reordered"] == 2 and len(built.pairs) == 4
+    assert copies[0].prompt == copies[1].prompt  # one order per chosen answer and prompt
+
+    for original, copy in zip(originals, copies):
+        assert copy.interaction_id == original.interaction_id == 10 and copy.feedback_ids == original.feedback_ids
+        assert split_of(copy.interaction_id, 0.5) == split_of(original.interaction_id, 0.5)  # the same split
+        # only the source block of the last message changes: system prompt, thread and question as logged
+        block, before, rest = block_and_rest(copy.prompt)
+        logged_block, logged_before, logged_rest = block_and_rest(original.prompt)
+        assert (before, rest) == (logged_before, logged_rest) and block != logged_block
+        assert sorted(block.split("\n\n")) != sorted(logged_block.split("\n\n"))  # renumbered, not just moved
+        _, texts = prompt_sources(copy.prompt[-1]["content"])
+        assert sorted(texts) == sorted(str(s["text"]) for s in HR)  # the same sources, each once
+        assert list(numbered_urls(copy.prompt)) == [1, 2, 3, 4, 5]
+        # the chosen answer's source is not [1] any more, and its number still points at it
+        assert cited_numbers(copy.chosen) != [1]
+        assert cited_urls(copy.chosen, copy.prompt) == cited_urls(original.chosen, original.prompt) == [HR[0]["url"]]
+        # the rejected answer's citations follow their sources too
+        assert cited_urls(copy.rejected, copy.prompt) == cited_urls(original.rejected, original.prompt)
+        assert copy.rejected != original.rejected
+
+    # a run of citations is renumbered number by number, the answer's words as they were
+    urls = numbered_urls(copies[0].prompt)
+    new = {n: next(m for m, url in urls.items() if url == HR[n - 1]["url"]) for n in (1, 2, 4)}
+    assert copies[0].rejected == (
+        f"You get five sick days [{new[4]}], carried over like vacation [{new[1]}, {new[4]}][{new[2]}].")
+
+
+def test_an_unpermuted_rebuild_is_the_logged_prompt():
+    prompt = logged_prompt("How many sick days do I get?", HR)
+    listed = listed_sources(prompt, HR)
+    assert listed is not None and [s.text for s in listed] == [s["text"] for s in HR]
+    block, _, _ = block_and_rest(prompt)
+    assert format_sources(listed) == block
+    without_text = [{k: v for k, v in s.items() if k != "text"} for s in HR]  # a snapshot's rated answers
+    assert listed_sources(prompt, without_text) == listed
+    pair = PreferencePair(1, prompt, "Ten days [1].", "Five days [4].", "correction", ())
+    assert reorder(pair, listed, [1, 2, 3, 4, 5]) == pair
+    # a prompt whose source block is not the logged sources' is not rebuilt: it gets no copies
+    assert listed_sources(prompt, HR[:4]) is None and listed_sources(prompt, [HR[1], HR[0]]) is None
+    assert listed_sources([{"role": "user", "content": "Question: how?"}], HR) is None
+    odd = LoggedAnswer(10, [{"role": "user", "content": "Question: how?"}], HR, "Five days [4].", [4], "answered")
+    assert build_pairs([odd], [correction(10, "Ten days [1].")]).stats["reordered"] == 0
+
+
+def test_orders_move_the_first_cited_source_off_1_deterministically():
+    for n_sources in (2, 3, 5):
+        for seed in range(12):
+            for first in range(1, n_sources + 1):
+                orders = source_orders_for(f"Yes [{first}], and [1].", n_sources, seed, count=10)
+                assert len(orders) == n_sources - 1 - (first != 1)  # every position but 1 and its own
+                assert len(set(orders)) == len(orders)
+                for order in orders:
+                    assert sorted(order) == list(range(1, n_sources + 1))
+                    assert order.index(first) + 1 not in (1, first)
+                    assert [n for n in order if n != first] == [n for n in range(1, n_sources + 1) if n != first]
+    assert source_orders_for("Yes [1].", 5, 7, 1) == source_orders_for("Yes [1].", 5, 7, 2)[:1]
+    assert source_orders_for("Yes.", 5, 7, 1) == [] and source_orders_for("Yes [9].", 5, 7, 1) == []
+    assert source_orders_for("Yes [2].", 2, 7, 1) == []  # its only other order puts it first
+
+
+def test_renumbering_citations_follows_each_number():
+    new = {1: 3, 3: 1, 2: 2}
+    assert renumber_citations("A [1]. B [1, 3]. C [1][3]. D [3,1]. E [9]. F [2024].", new) == (
+        "A [3]. B [3, 1]. C [3][1]. D [1,3]. E [9]. F [2024].")
+
+
+def test_single_sources_and_uncited_chosen_answers_get_no_copy():
+    good, bad = answer(5, "Five days [1].", [1], n_sources=1), answer(7, "Two days [1].", [1], n_sources=1)
+    built = build_pairs([good, bad], [vote(5, "U1", 1), vote(7, "U2", -1)])
+    assert by_kind(built.pairs) == {"rating": [("Five days [1].", "Two days [1].")]}
+    assert built.stats["reordered"] == 0
+    plain, wrong = answer(8, "Five days.", [], question="b"), answer(9, "Two days [1].", [1], question="b")
+    built = build_pairs([plain, wrong], [vote(8, "U1", 1), vote(9, "U2", -1)])
+    assert by_kind(built.pairs) == {"rating": [("Five days.", "Two days [1].")]}
+    assert built.stats["reordered"] == 0
+
+
+def test_the_number_of_orders_is_a_parameter_and_the_output_deterministic():
+    a = answer(10, "Three days [2].")
+    feedback = [correction(10, "Five days [1].")]
+    assert build_pairs([a], feedback, max_distractors=0, source_orders=0).stats["reordered"] == 0
+    one = build_pairs([a], feedback, max_distractors=0)
+    assert len(one.pairs) == 2 and one.stats["reordered"] == DEFAULT_SOURCE_ORDERS == 1
+    three = build_pairs([a], feedback, max_distractors=0, source_orders=5)
+    assert three.stats["reordered"] == 3 and len({repr(p.prompt) for p in three.pairs}) == 4  # [1] to 2, 3 or 4
+    assert three.pairs[:2] == one.pairs and build_pairs([a], feedback, max_distractors=0, source_orders=5) == three
+    assert {p.chosen for p in three.pairs} == {"Five days [1].", "Five days [2].", "Five days [3].", "Five days [4]."}
+    assert set(three.interaction_ids) == {10}
