@@ -20,11 +20,12 @@ class HomeStats:
     no_sources_7d: int = 0
     llm_errors_7d: int = 0
     recent_corrections: list[dict[str, Any]] = field(default_factory=list)  # question, text, user
-    adapters: list[dict[str, Any]] = field(default_factory=list)  # version, name, status, accuracy, margin
+    adapters: list[dict[str, Any]] = field(default_factory=list)  # version, name, status, accuracy, cites_right, echo
 
 
 def accuracy_chart(adapters: Sequence[dict[str, Any]]) -> str:
-    """Held-out preference accuracy per adapter version as a bar chart in text (renders in any Slack client)."""
+    """Held-out preference accuracy per adapter version as a bar chart in text (renders in any Slack client), with
+    the answer gate's figures where it ran."""
     rows = [a for a in adapters if a.get("accuracy") is not None]
     if not rows:
         return "No adapter has been trained yet: the base model answers."
@@ -32,7 +33,13 @@ def accuracy_chart(adapters: Sequence[dict[str, Any]]) -> str:
     for a in rows:
         filled = round(a["accuracy"] * BAR_WIDTH)
         marker = " ◀ active" if a["status"] == "active" else f" ({a['status']})"
-        lines.append(f"v{a['version']:<4} {'█' * filled}{'░' * (BAR_WIDTH - filled)} {a['accuracy']:.0%}{marker}")
+        answers = (
+            f"  answers cite the right source {a['cites_right']:.0%}, copy {a['echo']:.0%}"
+            if a.get("cites_right") is not None else ""
+        )  # fmt: skip
+        lines.append(
+            f"v{a['version']:<4} {'█' * filled}{'░' * (BAR_WIDTH - filled)} {a['accuracy']:.0%}{answers}{marker}"
+        )
     return "```\n" + "\n".join(lines) + "\n```"
 
 

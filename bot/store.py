@@ -145,8 +145,9 @@ class BotStore:
             )
             corrections_7d = (await cur.fetchone())["n"]  # type: ignore[index]
             await cur.execute(
-                "SELECT version, name, status, (metrics->'heldout'->>'accuracy')::float AS accuracy"
-                " FROM adapters ORDER BY version"
+                "SELECT version, name, status, (metrics->'heldout'->>'accuracy')::float AS accuracy,"
+                " (metrics->'answers'->>'cites_right')::float AS cites_right,"
+                " (metrics->'answers'->>'echo')::float AS echo FROM adapters ORDER BY version"
             )
             adapters = await cur.fetchall()
         return HomeStats(

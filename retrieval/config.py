@@ -216,6 +216,15 @@ class Settings(BaseSettings):
     gate_min_margin_delta: float = Field(
         default=0.0, description="Promote only if the held-out mean reward margin >= the active adapter's + this."
     )
+    gate_answers: bool = Field(
+        default=True,
+        description="Also gate on answers: generate the held-out prompts' answers with the new and the active "
+        "adapter, and promote only when they cite the right source more often and copy the sources and invent "
+        "source numbers no more (training/answer_quality.py has the margins).",
+    )
+    gate_answer_prompts: int = Field(
+        default=24, ge=1, description="Held-out prompts answered by each adapter for the answer gate."
+    )
     adapter_unload_grace_seconds: float = Field(
         default=300.0, ge=0, description="Seconds the previous adapter stays loaded after a swap (requests in flight)."
     )

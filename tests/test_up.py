@@ -19,7 +19,7 @@ from retrieval.config import Settings
 from training.default_model import DefaultModelUnavailable, default_model_dir, prepare_default_model, with_default_model
 from training.vllm_server import free_port
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]  # starts vLLM with the real model
 
 
 def test_up_runs_on_embedded_defaults_and_answers_with_the_default_model(tmp_path: Path, default_model: Path):

@@ -19,6 +19,7 @@ ECHO_WORDS = 30  # this many words in a row, copied from one source, is copying 
 NOT_COVERED = re.compile(r"\b(does not|doesn't|do not|don't|not) (cover|mention|say|contain|answer)|no information",
                          re.IGNORECASE)  # fmt: skip
 _WORD = re.compile(r"\w+")
+_HEADER = re.compile(r"^\[\d{1,3}\] \S")
 
 
 @dataclass(frozen=True)
@@ -53,14 +54,26 @@ def copies(answer: str, source_text: str, run: int = ECHO_WORDS) -> bool:
 
 def echoes(answer: str, sources: Sequence[dict[str, Any]]) -> bool:
     """The answer reproduces the prompt's source block: a header line, a URL line, or a long copied run."""
-    lowered = answer.lower()
+    headers = []
     for source in sources:
         label = f"{source['title']} › {source['section']}" if source.get("section") else source["title"]
-        if f"[{source['n']}] {label}".lower() in lowered or f"url: {source['url']}".lower() in lowered:
-            return True
-        if copies(answer, source["text"]):
-            return True
-    return False
+        headers += [f"[{source['n']}] {label}", f"URL: {source['url']}"]
+    return echoes_block(answer, headers, [source["text"] for source in sources])
+
+
+def echoes_block(answer: str, headers: Sequence[str], texts: Sequence[str]) -> bool:
+    lowered = answer.lower()
+    return any(h.lower() in lowered for h in headers) or any(copies(answer, text) for text in texts)
+
+
+def prompt_sources(user_message: str) -> tuple[list[str], list[str]]:
+    """(header and URL lines, source texts) of a prompt's user message, as `bot.prompt.format_sources` wrote it."""
+    block = user_message.split("Sources:\n\n", 1)[-1].rsplit("\n\nQuestion: ", 1)[0]
+    lines = block.split("\n")
+    starts = [i for i in range(len(lines) - 1) if _HEADER.match(lines[i]) and lines[i + 1].startswith("URL: ")]
+    headers = [line for i in starts for line in lines[i : i + 2]]
+    texts = ["\n".join(lines[i + 2 : end]).strip() for i, end in zip(starts, [*starts[1:], len(lines)])]
+    return headers, texts
 
 
 def has_facts(answer: str, facts: Iterable[Iterable[str]]) -> bool:
@@ -102,3 +115,78 @@ def summarize(checks: Sequence[AnswerCheck]) -> dict[str, float | int]:
         values = [v for v in (getattr(c, name) for c in checks) if v is not None]
         summary[name] = sum(values) / len(values) if values else float("nan")
     return summary
+
+
+@dataclass(frozen=True)
+class AnswerCase:
+    """A held-out prompt and the sources its preferred answers cite (what people said is right)."""
+
+    prompt: list[dict[str, str]]
+    right: frozenset[int]
+
+
+@dataclass(frozen=True)
+class AnswerMetrics:
+    """Shares of a model's greedy answers to held-out prompts (see `answer_metrics`)."""
+
+    n: int
+    cites_any: float
+    cites_right: float  # of answers to prompts whose preferred answer cites a source: cites one of those
+    invalid: float
+    echo: float
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+# The answer gate's margins: citations must improve (or already be this good); echo may not rise at all;
+# invented source numbers may rise to this share, no further (a stray "[6]" in one answer of fifty).
+GOOD_CITATION_RATE = 0.9
+INVALID_ALLOWANCE = 0.02
+
+
+def answer_cases(pairs: Iterable[dict[str, Any]]) -> list[AnswerCase]:
+    """One case per distinct prompt of TRL-format preference pairs, with the sources its chosen answers cite."""
+    cases: dict[str, tuple[list[dict[str, str]], set[int]]] = {}
+    for pair in pairs:
+        key = repr(pair["prompt"])
+        prompt, right = cases.setdefault(key, (pair["prompt"], set()))
+        right.update(cited_numbers(pair["chosen"][-1]["content"]))
+    return [AnswerCase(prompt, frozenset(right)) for prompt, right in cases.values()]
+
+
+def answer_metrics(answers: Sequence[str], cases: Sequence[AnswerCase]) -> AnswerMetrics:
+    cites_any, cites_right, labelled, invalid, echo = 0, 0, 0, 0, 0
+    for answer, case in zip(answers, cases, strict=True):
+        headers, texts = prompt_sources(case.prompt[-1]["content"])
+        numbers = cited_numbers(answer)
+        valid = {n for n in numbers if 1 <= n <= len(texts)}
+        cites_any += bool(valid)
+        invalid += len(valid) < len(set(numbers))
+        echo += echoes_block(answer, headers, texts)
+        if case.right:
+            labelled += 1
+            cites_right += bool(valid & case.right)
+    n = len(cases)
+    return AnswerMetrics(n, cites_any / n if n else 0.0, cites_right / labelled if labelled else 0.0,
+                         invalid / n if n else 0.0, echo / n if n else 0.0)  # fmt: skip
+
+
+def decide_answers(candidate: AnswerMetrics, active: AnswerMetrics) -> tuple[bool, str]:
+    """Promote only when the candidate's answers cite better and copy, invent and err no more than the active's."""
+    figures = (
+        f"answers: cites the right source {candidate.cites_right:.2f} (active {active.cites_right:.2f}), any source "
+        f"{candidate.cites_any:.2f} ({active.cites_any:.2f}), echo {candidate.echo:.2f} ({active.echo:.2f}), "
+        f"invalid {candidate.invalid:.2f} ({active.invalid:.2f}) on {candidate.n} held-out prompts"
+    )
+    better = candidate.cites_right > active.cites_right or (
+        candidate.cites_right == active.cites_right
+        and (candidate.cites_any > active.cites_any or candidate.cites_right >= GOOD_CITATION_RATE)
+    )
+    if not better:
+        return False, f"citations did not improve: {figures}"
+    if candidate.echo > active.echo:
+        return False, f"copies the sources more often: {figures}"
+    if candidate.invalid > max(active.invalid, INVALID_ALLOWANCE):
+        return False, f"invents source numbers: {figures}"
+    return True, figures

@@ -61,8 +61,11 @@ async def adapters_list(args: argparse.Namespace, settings: Settings) -> int:
     if not adapters:
         print("no adapters yet: the base model answers")
     for a in adapters:
-        heldout = a.metrics.get("heldout")
+        heldout, answers = a.metrics.get("heldout"), a.metrics.get("answers")
         scores = f"accuracy {heldout['accuracy']:.3f}, margin {heldout['mean_margin']:.3f}" if heldout else ""
+        if answers:
+            scores += (f"; answers cite the right source {answers['cites_right']:.2f}, echo {answers['echo']:.2f}, "
+                       f"invalid {answers['invalid']:.2f}")  # fmt: skip
         note = a.error or ""
         line = f"{a.name:<10} {a.status:<9} {a.created_at:%Y-%m-%d %H:%M}  dataset {a.dataset_id}  {scores}  {note}"
         print(line.rstrip())

@@ -20,12 +20,15 @@ from typing import Any
 from retrieval.config import Settings
 from retrieval.db import Database
 from training.datasets import build_snapshot, load_pairs, prune_snapshots
-from training.gate import GateMetrics, decide, evaluate, evaluate_candidate
+from training.answer_quality import answer_cases, decide_answers
+from training.gate import GateDecision, GateMetrics, decide, evaluate, evaluate_answers, evaluate_candidate
 from training.registry import AdapterRegistry, training_lock
 from training.swap import activate, unload_stale
 from training.train import train_adapter
 
 log = logging.getLogger(__name__)
+
+GATE_ANSWER_TOKENS = 160  # longest held-out answer the answer gate generates (citations come early)
 
 
 @dataclass
@@ -39,6 +42,7 @@ class CycleReport:
     train: dict[str, Any] | None = None
     candidate: dict[str, Any] | None = None  # held-out metrics of the new adapter
     baseline: dict[str, Any] | None = None  # ... of the active adapter (or the base model)
+    answers: dict[str, Any] | None = None  # the answer gate's figures: candidate and baseline
     previous: str | None = None  # the adapter it replaced
     seconds: float = 0.0
 
@@ -58,6 +62,9 @@ class CycleReport:
             if m:
                 figures = f"accuracy {m['accuracy']:.3f}, margin {m['mean_margin']:.3f} on {m['n']} held-out pairs"
                 lines.append(f"  {label}: {figures}")
+        for label, a in (self.answers or {}).items():
+            lines.append(f"  {label} answers: cite the right source {a['cites_right']:.2f}, any {a['cites_any']:.2f}, "
+                         f"echo {a['echo']:.2f}, invalid {a['invalid']:.2f} on {a['n']} held-out prompts")
         lines.append(f"  took {self.seconds:.1f}s")
         return "\n".join(lines)
 
@@ -94,6 +101,20 @@ async def run_cycle(settings: Settings, db: Database, *, force: bool = False) ->
     return report
 
 
+async def _gate_answers(
+    settings: Settings, base_model: str, candidate: str, active: str | None, heldout: list[dict[str, Any]],
+    metrics: dict[str, Any], passed: GateDecision,
+) -> GateDecision:  # fmt: skip
+    """The answer gate, after the preference gate passed: both adapters answer the held-out prompts."""
+    cases = answer_cases(heldout)[: settings.gate_answer_prompts]
+    tokens = min(settings.llm_max_tokens, GATE_ANSWER_TOKENS)
+    new = await asyncio.to_thread(evaluate_answers, base_model, candidate, cases, tokens)
+    old = await asyncio.to_thread(evaluate_answers, base_model, active, cases, tokens)
+    metrics["answers"], metrics["baseline_answers"] = new.as_dict(), old.as_dict()
+    promote, reason = decide_answers(new, old)
+    return GateDecision(promote, f"{passed.reason}; {reason}" if promote else f"below the answer gate: {reason}")
+
+
 async def _train_gate_swap(settings: Settings, db: Database, report: CycleReport, force: bool) -> None:
     base_model: str = settings.base_model  # type: ignore[assignment]  # checked by run_cycle
     snapshot = await build_snapshot(db, settings.train_heldout_fraction)
@@ -124,6 +145,10 @@ async def _train_gate_swap(settings: Settings, db: Database, report: CycleReport
         report.candidate = metrics["heldout"] = candidate.as_dict()
         report.baseline = metrics["baseline"] = {**baseline.as_dict(), "model": active.name if active else "base"}
         decision = decide(candidate, baseline, settings)
+        if decision.promote and settings.gate_answers:
+            decision = await _gate_answers(settings, base_model, adapter.path, active.path if active else None,
+                                           heldout, metrics, decision)  # fmt: skip
+            report.answers = {"candidate": metrics["answers"], "baseline": metrics["baseline_answers"]}
         metrics["gate"] = decision.reason
         if not decision.promote:
             await registry.set_rejected(adapter.version, metrics, decision.reason)

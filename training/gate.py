@@ -10,6 +10,7 @@ from peft import PeftModel
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedTokenizerBase
 
 from retrieval.config import Settings
+from training.answer_quality import AnswerCase, AnswerMetrics, answer_metrics
 from training.canary import CANARY_PROMPTS, Reference, reference
 
 EVAL_BATCH_SIZE = 8
@@ -126,6 +127,36 @@ def evaluate_candidate(
     ]
     metrics = measure(model, tokenizer, pairs) if pairs else GateMetrics(accuracy=0.0, mean_margin=0.0, n=0)
     return metrics, references
+
+
+def evaluate_answers(
+    base_model: str, adapter_dir: str | None, cases: list[AnswerCase], max_new_tokens: int
+) -> AnswerMetrics:
+    """What the base model (plus `adapter_dir`) answers to held-out prompts, greedily, judged as a reader would."""
+    if not cases:
+        return AnswerMetrics(n=0, cites_any=0.0, cites_right=0.0, invalid=0.0, echo=0.0)
+    model, tokenizer = load_model(base_model, adapter_dir)
+    return answer_metrics(generate_answers(model, tokenizer, [c.prompt for c in cases], max_new_tokens), cases)
+
+
+@torch.no_grad()
+def generate_answers(
+    model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase, prompts: list[list[dict[str, Any]]],
+    max_new_tokens: int,
+) -> list[str]:  # fmt: skip
+    """Greedy answers (as vLLM gives them at temperature 0), a batch at a time, left-padded."""
+    device = next(model.parameters()).device
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    answers: list[str] = []
+    for start in range(0, len(prompts), EVAL_BATCH_SIZE):
+        batch = [prompt_ids(tokenizer, p) for p in prompts[start : start + EVAL_BATCH_SIZE]]
+        width = max(map(len, batch))
+        input_ids = torch.tensor([[pad_id] * (width - len(ids)) + ids for ids in batch], device=device)
+        attention = torch.tensor([[0] * (width - len(ids)) + [1] * len(ids) for ids in batch], device=device)
+        output = model.generate(input_ids=input_ids, attention_mask=attention, max_new_tokens=max_new_tokens,
+                                do_sample=False, pad_token_id=pad_id)  # fmt: skip
+        answers += tokenizer.batch_decode(output[:, width:], skip_special_tokens=True)
+    return answers
 
 
 def measure(model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase, pairs: list[dict[str, Any]]) -> GateMetrics:

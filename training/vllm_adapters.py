@@ -76,17 +76,23 @@ class VLLMAdapters:
             await self.unload_everywhere(name)
             raise AdapterLoadError("; ".join(str(e) for e in errors))
 
+    async def _canary_request(self, server: VLLMServer, path: str, payload: dict) -> httpx.Response:
+        """A request with the new adapter (`payload["model"]`); any failure is an AdapterLoadError."""
+        try:
+            response = await self._post(server, path, payload)
+        except httpx.HTTPError as exc:
+            raise AdapterLoadError(f"{server.base_url}: canary request to {payload['model']} failed: {exc}") from exc
+        if response.status_code != 200:
+            raise AdapterLoadError(
+                f"{server.base_url}: canary request to {payload['model']} failed: {response.status_code} "
+                f"{response.text}"
+            )
+        return response
+
     async def canary(self, server: VLLMServer, name: str) -> None:
         """One tiny chat completion with model=`name`: proves the server answers with the adapter."""
         payload = {"model": name, "messages": [{"role": "user", "content": "ping"}], "max_tokens": 1}
-        try:
-            response = await self._post(server, "chat/completions", payload)
-        except httpx.HTTPError as exc:
-            raise AdapterLoadError(f"{server.base_url}: canary request to {name} failed: {exc}") from exc
-        if response.status_code != 200:
-            raise AdapterLoadError(
-                f"{server.base_url}: canary request to {name} failed: {response.status_code} {response.text}"
-            )
+        await self._canary_request(server, "chat/completions", payload)
 
     async def greedy_steps(self, server: VLLMServer, name: str, prompt_ids: list[int], max_tokens: int) -> list[Step]:
         """`name`'s greedy continuation of `prompt_ids` with each token's log-probability and the runners-up'.
@@ -96,14 +102,7 @@ class VLLMAdapters:
             "model": name, "prompt": prompt_ids, "max_tokens": max_tokens, "temperature": 0.0,
             "logprobs": TOP_LOGPROBS, "return_tokens_as_token_ids": True,
         }  # fmt: skip
-        try:
-            response = await self._post(server, "completions", payload)
-        except httpx.HTTPError as exc:
-            raise AdapterLoadError(f"{server.base_url}: canary request to {name} failed: {exc}") from exc
-        if response.status_code != 200:
-            raise AdapterLoadError(
-                f"{server.base_url}: canary request to {name} failed: {response.status_code} {response.text}"
-            )
+        response = await self._canary_request(server, "completions", payload)
         logprobs = response.json()["choices"][0]["logprobs"]
         return [
             Step(_token_id(token), logprob, {_token_id(t): lp for t, lp in top.items()})

@@ -21,6 +21,7 @@ TINY_TRAINING = {
     "train_max_length": 512,
     "train_batch_size": 8,
     "train_gradient_accumulation": 1,
+    "gate_answers": False,  # a random model's answers say nothing; the answer gate has tests of its own
     "train_learning_rate": 1e-2,
     "train_epochs": 3.0,
     "lora_rank": 8,

@@ -4,7 +4,17 @@ from __future__ import annotations
 
 import math
 
-from training.answer_quality import check_answer, copies, summarize
+from bot.prompt import Source, build_messages
+from training.answer_quality import (
+    AnswerCase,
+    answer_cases,
+    answer_metrics,
+    check_answer,
+    copies,
+    decide_answers,
+    prompt_sources,
+    summarize,
+)
 
 SOURCES = [
     {"n": 1, "title": "Sick Leave", "section": "Accrual", "url": "https://wiki/hr/sick-leave/#accrual",
@@ -57,3 +67,42 @@ def test_summaries_are_shares_of_the_answers_each_measure_applies_to():
     assert summary["answers"] == 3 and summary["cites_any"] == 2 / 3
     assert summary["cites_gold"] == 0.5 and summary["gold_not_first"] == 0.5
     assert math.isnan(summary["has_fact"])
+
+
+def answer_case() -> AnswerCase:
+    sources = [Source(d["n"], d["n"], d["n"], "hr", d["title"], d["section"], d["url"], d["text"], 1.0)
+               for d in SOURCES]  # fmt: skip
+    return AnswerCase(build_messages("How many days for a grandparent?", sources), frozenset({2}))
+
+
+def test_the_prompt_source_block_is_read_back_as_written():
+    headers, texts = prompt_sources(answer_case().prompt[-1]["content"])
+    assert headers == ["[1] Sick Leave › Accrual", "URL: https://wiki/hr/sick-leave/#accrual",
+                       "[2] Bereavement Leave", "URL: https://wiki/hr/bereavement-leave/"]  # fmt: skip
+    assert texts == [SOURCES[0]["text"], SOURCES[1]["text"]]
+
+
+def test_answer_cases_know_which_sources_preferred_answers_cite():
+    prompt = answer_case().prompt
+    pairs = [{"prompt": prompt, "chosen": [{"role": "assistant", "content": "Three days [2]."}], "rejected": []},
+             {"prompt": prompt, "chosen": [{"role": "assistant", "content": "Three days [2], see [1]."}]}]
+    assert answer_cases(pairs) == [AnswerCase(prompt, frozenset({1, 2}))]
+
+
+def test_an_adapter_that_copies_the_source_block_fails_the_answer_gate():
+    case = answer_case()
+    active = answer_metrics(["I think it is five days [1]."], [case])
+    copied = case.prompt[-1]["content"].split("Sources:\n\n")[1].split("\n\nQuestion")[0]  # cites [1] and [2]
+    candidate = answer_metrics([copied], [case])
+    assert candidate.cites_right == 1.0 > active.cites_right and candidate.echo == 1.0
+    promote, reason = decide_answers(candidate, active)
+    assert not promote and reason.startswith("copies the sources more often")
+
+
+def test_the_answer_gate_wants_better_citations_and_no_invented_numbers():
+    case = answer_case()
+    active = answer_metrics(["Five days [1]."], [case])
+    assert decide_answers(answer_metrics(["Three days for a grandparent [2]."], [case]), active)[0]
+    assert not decide_answers(answer_metrics(["Five days [1]."], [case]), active)[0], "no better"
+    promote, reason = decide_answers(answer_metrics(["Three days [2][7]."], [case]), active)
+    assert not promote and reason.startswith("invents source numbers")

@@ -23,6 +23,7 @@ from retrieval.db import Database
 from tests.conftest import ROOT
 from tests.support.preference_pairs import log_corrected_answers, wiki_answers
 from training import commands
+from training.answer_quality import AnswerMetrics, decide_answers
 from training.cycle import run_cycle
 from training.datasets import build_snapshot
 from training.registry import AdapterRegistry, training_lock
@@ -34,7 +35,8 @@ FEW_STEPS = {"train_epochs": 0.5}  # enough to produce an adapter when the test 
 
 @pytest.fixture(scope="module")
 async def logged(db: Database) -> Database:
-    """20 answers the bot gave, each corrected by a user: 40 pairs (corrections and distractors)."""
+    """20 answers the bot gave, each corrected by a user: 68 pairs (corrections, distractors, and copies with the
+    sources in another order)."""
     await log_corrected_answers(db, wiki_answers(20))
     return db
 
@@ -56,7 +58,7 @@ async def test_a_cycle_trains_gates_and_promotes(logged: Database, training_sett
     report = await run_cycle(training_settings.model_copy(update={"train_epochs": 2.0}), logged)
 
     assert report.status == "promoted", report.summary()
-    assert (report.adapter, report.previous, report.new_pairs) == ("wiki-v1", None, 40)
+    assert (report.adapter, report.previous, report.new_pairs) == ("wiki-v1", None, 68), "with sources reordered"
     assert report.candidate["accuracy"] >= report.baseline["accuracy"]  # type: ignore[index]
     assert report.candidate["mean_margin"] > report.baseline["mean_margin"]  # type: ignore[index]
     active = await AdapterRegistry(logged).active()
@@ -171,3 +173,20 @@ async def test_commands(logged: Database, training_settings: Settings, vllm_url:
     assert await commands.adapters_list(argparse.Namespace(json=False), training_settings) == 0
     table = capsys.readouterr().out
     assert "wiki-v1    active" in table and "interrupted" in table
+
+
+async def test_the_answer_gate_judges_the_answers_both_adapters_generate(
+    logged: Database, training_settings: Settings
+):  # last: it may promote
+    answer_gate = {"gate_answers": True, "gate_answer_prompts": 3, "llm_max_tokens": 8}
+    lenient_gate = {"gate_min_accuracy_delta": -1.0, "gate_min_margin_delta": -1e9}
+    report = await run_cycle(training_settings.model_copy(update={**answer_gate, **lenient_gate, **FEW_STEPS}),
+                             logged, force=True)  # fmt: skip
+
+    (adapter,) = [a for a in await AdapterRegistry(logged).list() if a.name == report.adapter]
+    candidate, baseline = (AnswerMetrics(**adapter.metrics[key]) for key in ("answers", "baseline_answers"))
+    assert candidate.n == baseline.n == 3
+    assert report.answers == {"candidate": candidate.as_dict(), "baseline": baseline.as_dict()}
+    promote, reason = decide_answers(candidate, baseline)
+    assert report.status == ("promoted" if promote else "rejected"), "promoted only if the answers are better"
+    assert reason in adapter.metrics["gate"] and "answers: cites the right source" in report.summary()
