@@ -97,6 +97,7 @@ def _sequence_logps(model: torch.nn.Module, sequences: list[tuple[list[int], lis
 def load_model(base_model: str, adapter_dir: str | None) -> tuple[torch.nn.Module, PreTrainedTokenizerBase]:
     """The base model (plus `adapter_dir`) for evaluation, in the precision it is served in: float32 on a CPU,
     bfloat16 on a GPU (where training runs in it too)."""
+    torch.set_flush_denormal(True)  # float32 on a CPU: denormal activations made evaluation about 20x slower
     tokenizer = AutoTokenizer.from_pretrained(base_model)
     gpu = torch.cuda.is_available()
     model = AutoModelForCausalLM.from_pretrained(base_model, dtype=torch.bfloat16 if gpu else torch.float32)
