@@ -85,9 +85,10 @@ def _cycle(base_model: str, pairs: list[dict[str, Any]], out: str, results: Any)
     settings = Settings(data_dir=Path(out).parent)
     started = time.perf_counter()
     trained = train_adapter(base_model, pairs, Path(out), settings)
+    train_peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6  # kB on Linux
     evaluate_candidate(base_model, out, pairs[:GATE_PAIRS], pairs)
     results.put({"train_seconds": trained.seconds, "cycle_seconds": time.perf_counter() - started,
-                 "steps": trained.steps})  # fmt: skip
+                 "steps": trained.steps, "train_peak_gb": train_peak})  # fmt: skip
 
 
 def bench_cycle(base_model: str, pairs: list[dict[str, Any]], out: Path) -> dict[str, float]:
@@ -165,9 +166,10 @@ def main() -> None:
         trained_tokens = 2 * mean_tokens * len(pairs) * settings.train_epochs  # chosen and rejected sequences
         per_pair = cycle["train_seconds"] / (len(pairs) * settings.train_epochs)
         table("One training cycle on the CPU (train + gate + canary references, in a process of its own)",
-              ["pairs", "tokens/pair", "steps", "train s", "cycle s", "s/pair", "tokens/s", "peak GB"],
+              ["pairs", "tokens/pair", "steps", "train s", "cycle s", "s/pair", "tokens/s", "training peak GB",
+               "cycle peak GB"],
               [[len(pairs), round(mean_tokens), cycle["steps"], cycle["train_seconds"], cycle["cycle_seconds"],
-                per_pair, trained_tokens / cycle["train_seconds"], cycle["peak_gb"]]])  # fmt: skip
+                per_pair, trained_tokens / cycle["train_seconds"], cycle["train_peak_gb"], cycle["peak_gb"]]])  # fmt: skip
 
         from transformers import AutoModelForCausalLM
 
