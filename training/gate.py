@@ -26,6 +26,9 @@ class GateMetrics:
         return asdict(self)
 
 
+NO_PAIRS = GateMetrics(accuracy=0.0, mean_margin=0.0, n=0)  # nothing to evaluate on
+
+
 @dataclass(frozen=True)
 class GateDecision:
     promote: bool
@@ -45,6 +48,10 @@ def decide(candidate: GateMetrics, active: GateMetrics, settings: Settings) -> G
     if candidate.accuracy >= need_accuracy and candidate.mean_margin >= need_margin:
         return GateDecision(True, f"passed: {figures}")
     return GateDecision(False, f"below the gate: {figures}")
+
+
+def _pad_id(tokenizer: PreTrainedTokenizerBase) -> int:
+    return tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
 
 
 def prompt_ids(tokenizer: PreTrainedTokenizerBase, prompt: list[dict[str, Any]]) -> list[int]:
@@ -109,7 +116,7 @@ def load_model(base_model: str, adapter_dir: str | None) -> tuple[torch.nn.Modul
 def evaluate(base_model: str, adapter_dir: str | None, pairs: list[dict[str, Any]]) -> GateMetrics:
     """Preference accuracy and mean log-probability margin of the base model (plus `adapter_dir`) on `pairs`."""
     if not pairs:
-        return GateMetrics(accuracy=0.0, mean_margin=0.0, n=0)
+        return NO_PAIRS
     return measure(*load_model(base_model, adapter_dir), pairs)
 
 
@@ -126,7 +133,7 @@ def evaluate_candidate(
     references = [
         reference(model, prompt_ids(tokenizer, prompt), eos_token_id=tokenizer.eos_token_id) for prompt in prompts
     ]
-    metrics = measure(model, tokenizer, pairs) if pairs else GateMetrics(accuracy=0.0, mean_margin=0.0, n=0)
+    metrics = measure(model, tokenizer, pairs) if pairs else NO_PAIRS
     return metrics, references
 
 
@@ -147,7 +154,7 @@ def generate_answers(
 ) -> list[str]:  # fmt: skip
     """Greedy answers (as vLLM gives them at temperature 0), a batch at a time, left-padded."""
     device = next(model.parameters()).device
-    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    pad_id = _pad_id(tokenizer)
     answers: list[str] = []
     for start in range(0, len(prompts), EVAL_BATCH_SIZE):
         batch = [prompt_ids(tokenizer, p) for p in prompts[start : start + EVAL_BATCH_SIZE]]
@@ -165,7 +172,7 @@ def measure(model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase, pairs: l
     for pair in pairs:
         sequences.append(completion_ids(tokenizer, pair["prompt"], pair["chosen"]))
         sequences.append(completion_ids(tokenizer, pair["prompt"], pair["rejected"]))
-    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    pad_id = _pad_id(tokenizer)
     logps = _sequence_logps(model, sequences, pad_id)
     margins = [chosen - rejected for chosen, rejected in zip(logps[::2], logps[1::2], strict=True)]
     return GateMetrics(
