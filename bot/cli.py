@@ -9,8 +9,6 @@ import logging
 import sys
 import warnings
 
-from pydantic import ValidationError
-
 from bot import commands as bot_commands
 from bot.app import SlackNotConfigured
 from bot.up import LLMMisconfigured
@@ -19,7 +17,7 @@ from training import cli as training_cli
 from training import commands as training_commands
 from training.default_model import DefaultModelUnavailable, with_default_model
 from training.swap import SwapError
-from retrieval.config import Settings, settings_reference
+from retrieval.config import Settings, SettingsInvalid, load_settings, settings_reference
 from retrieval.db import DatabaseError
 from retrieval.ingest.sources import SourceError
 from retrieval.store import EmbeddingModelMismatch
@@ -86,9 +84,10 @@ def configure_logging(settings: Settings) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        settings = Settings()
-    except ValidationError as exc:
-        print(f"wikibot: invalid configuration:\n{exc}", file=sys.stderr)
+        settings = load_settings()
+    except SettingsInvalid as exc:
+        for line in str(exc).splitlines():
+            print(f"wikibot: {line}", file=sys.stderr)
         return 2
     configure_logging(settings)
     if args.command != "up":  # `up` prepares and starts the default model itself

@@ -5,11 +5,14 @@
 
 from __future__ import annotations
 
+import re
+import types
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Union, get_args, get_origin
 
-from pydantic import Field, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, ValidationError, field_validator
+from pydantic.fields import FieldInfo
+from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
 ENV_PREFIX = "WIKIBOT_"
 BUNDLED_EMBEDDING_MODEL = "all-MiniLM-L6-v2"
@@ -130,9 +133,8 @@ class Settings(BaseSettings):
         description='Wiki spaces each channel may see, e.g. {"C0123": ["hr"], "*": ["hr", "it"]}; "*" is the default '
         "for other channels and DMs; no entry: every space.",
     )
-    followup_rule: str = Field(
+    followup_rule: Literal["question_mark", "mention"] = Field(
         default="question_mark",
-        pattern="^(question_mark|mention)$",
         description="In a thread the bot answered, which replies are new questions: `mention` (only replies that "
         "@mention the bot) or `question_mark` (those too, and replies ending in '?'). Other replies are feedback.",
     )
@@ -250,6 +252,48 @@ class Settings(BaseSettings):
     def onnx_dir(self) -> Path:
         """Embedding models exported to ONNX, one folder per weights hash."""
         return self.data_dir / "onnx"
+
+
+class SettingsInvalid(ValueError):
+    """Settings that cannot be used: one line per problem, naming the variable and the form it takes."""
+
+
+_FIELD_IN_MESSAGE = re.compile(r'field "(\w+)"')
+
+
+def load_settings() -> Settings:
+    """The settings from the environment; SettingsInvalid (one line per bad variable) instead of pydantic's report."""
+    try:
+        return Settings()
+    except SettingsError as exc:  # a list or mapping that is not JSON: pydantic-settings names only the field
+        match = _FIELD_IN_MESSAGE.search(str(exc))
+        raise SettingsInvalid(_problem(match.group(1) if match else "", "is not valid JSON")) from None
+    except ValidationError as exc:
+        lines = [_problem(str(error["loc"][0]) if error["loc"] else "", error["msg"]) for error in exc.errors()]
+        raise SettingsInvalid("\n".join(lines)) from None
+
+
+def _problem(field_name: str, what: str) -> str:
+    field = Settings.model_fields.get(field_name)
+    if field is None:
+        return f"invalid configuration: {what}"
+    return f"{ENV_PREFIX}{field_name.upper()}: {what[:1].lower()}{what[1:]}; expected {expected_form(field)}"
+
+
+def expected_form(field: FieldInfo) -> str:
+    """How a setting is written, e.g. 'a JSON list, e.g. '["a", "b"]'' (for error messages)."""
+    annotation = field.annotation
+    if get_origin(annotation) in (Union, types.UnionType):  # X | None: the environment cannot say None
+        annotation = next(a for a in get_args(annotation) if a is not type(None))
+    origin = get_origin(annotation)
+    if origin is Literal:
+        return "one of " + ", ".join(str(a) for a in get_args(annotation))
+    if origin is list:
+        return """a JSON list in single quotes, e.g. '["first", "second"]'"""
+    if origin is dict:
+        return """a JSON object in single quotes, e.g. '{"C0123": ["hr"], "*": ["hr", "it"]}'"""
+    forms = {bool: "true or false", int: "a whole number", float: "a number", Path: "a path"}
+    return forms.get(annotation, "text")  # type: ignore[call-overload]
 
 
 def settings_reference() -> list[dict[str, Any]]:

@@ -35,10 +35,36 @@ def test_serve_without_slack_tokens_says_what_to_set(settings: Settings, monkeyp
     assert "Slack is not configured: set WIKIBOT_SLACK_SIGNING_SECRET or WIKIBOT_SLACK_APP_TOKEN" in err
 
 
-def test_bad_setting_values_are_reported(monkeypatch, capsys):
-    monkeypatch.setenv("WIKIBOT_FOLLOWUP_RULE", "sometimes")
+@pytest.mark.parametrize(
+    ("name", "value", "expected"),
+    [
+        ("WIKIBOT_VLLM_URLS", "http://host:8000/v1",
+         """WIKIBOT_VLLM_URLS: is not valid JSON; expected a JSON list in single quotes, e.g. '["first", "second"]'"""),
+        ("WIKIBOT_CHANNEL_SPACES", '["hr"]', "WIKIBOT_CHANNEL_SPACES: input should be a valid dictionary; expected a "
+         """JSON object in single quotes, e.g. '{"C0123": ["hr"], "*": ["hr", "it"]}'"""),
+        ("WIKIBOT_FOLLOWUP_RULE", "sometimes",
+         "WIKIBOT_FOLLOWUP_RULE: input should be 'question_mark' or 'mention'; expected one of question_mark, mention"),
+        ("WIKIBOT_PORT", "http", "WIKIBOT_PORT: input should be a valid integer, unable to parse string as an integer;"
+         " expected a whole number"),
+        ("WIKIBOT_STREAM_ANSWERS", "perhaps", "WIKIBOT_STREAM_ANSWERS: input should be a valid boolean, unable to "
+         "interpret input; expected true or false"),
+    ],
+)
+def test_a_bad_setting_is_one_line_naming_the_variable_and_its_form(name, value, expected, monkeypatch, capsys):
+    monkeypatch.setenv(name, value)
     assert main(["config"]) == 2
-    assert "followup_rule" in capsys.readouterr().err
+    assert capsys.readouterr().err == f"wikibot: {expected}\n"
+
+
+def test_every_bad_setting_gets_its_own_line(monkeypatch, capsys):
+    monkeypatch.setenv("WIKIBOT_PORT", "0")
+    monkeypatch.setenv("WIKIBOT_LLM_TIMEOUT", "soon")
+    assert main(["config"]) == 2
+    assert capsys.readouterr().err.splitlines() == [
+        "wikibot: WIKIBOT_LLM_TIMEOUT: input should be a valid number, unable to parse string as a number; "
+        "expected a number",
+        "wikibot: WIKIBOT_PORT: input should be greater than or equal to 1; expected a whole number",
+    ]
 
 
 @pytest.mark.slow
