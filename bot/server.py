@@ -6,8 +6,10 @@ import asyncio
 import logging
 
 from aiohttp import web
+from aiohttp.typedefs import Handler, Middleware
 from slack_bolt.adapter.socket_mode.aiohttp import AsyncSocketModeHandler
 from slack_bolt.async_app import AsyncApp
+from slack_sdk.signature import SignatureVerifier
 
 from bot.services import BotServices
 
@@ -18,6 +20,8 @@ EVENTS_PATH = "/slack/events"
 def web_app(services: BotServices, app: AsyncApp | None = None) -> web.Application:
     """/healthz and /metrics (Prometheus), and with a Bolt app its Events API and interactivity endpoint."""
     web_application = app.web_app(path=EVENTS_PATH) if app is not None else web.Application()
+    if app is not None and services.settings.slack_signing_secret:
+        web_application.middlewares.append(signed_only(services.settings.slack_signing_secret))
 
     async def healthz(request: web.Request) -> web.Response:
         try:
@@ -34,6 +38,25 @@ def web_app(services: BotServices, app: AsyncApp | None = None) -> web.Applicati
     web_application.router.add_get("/healthz", healthz)
     web_application.router.add_get("/metrics", metrics)
     return web_application
+
+
+def signed_only(signing_secret: str) -> Middleware:
+    """Refuse unsigned requests to the events endpoint before anything parses them: Bolt parses the body
+    first and checks the signature after, so a malformed unsigned body got a 500 and a traceback."""
+    verifier = SignatureVerifier(signing_secret)
+
+    @web.middleware
+    async def check(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if request.path == EVENTS_PATH:
+            try:
+                valid = verifier.is_valid_request(await request.read(), dict(request.headers))
+            except ValueError:  # a timestamp that is no number, a body that is not UTF-8
+                valid = False
+            if not valid:
+                return web.json_response({"error": "invalid request"}, status=401)
+        return await handler(request)
+
+    return check
 
 
 async def serve(app: AsyncApp, services: BotServices, port: int) -> None:
