@@ -102,7 +102,7 @@ class Answerer:
                 log.warning("answering without the LLM: %s", exc)
                 error = f"{exc.kind}: {exc}"
                 text, cited, status = SOURCES_ONLY_LEAD, sources[:BEST_SOURCES], "llm_error"
-                note = f"{exc} — showing the best matching wiki pages instead."
+                note = f"{exc.public[:1].upper()}{exc.public[1:]} — showing the best matching wiki pages instead."
         generation_ms = (time.perf_counter() - generation_started) * 1000
 
         record = InteractionRecord(

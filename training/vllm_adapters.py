@@ -8,13 +8,15 @@ from dataclasses import dataclass
 
 import httpx
 
+from retrieval.db import redact
 from training.canary import TOP_LOGPROBS, Reference, Step, deviation
 
 log = logging.getLogger(__name__)
 
 
 class AdapterLoadError(RuntimeError):
-    pass
+    def __init__(self, message: str) -> None:
+        super().__init__(redact(message))  # server URLs may carry credentials; the message is logged and stored
 
 
 def _token_id(token: str) -> int:
@@ -28,6 +30,11 @@ class VLLMServer:
 
     def url(self, path: str) -> str:
         return f"{self.base_url.rstrip('/')}/{path}"
+
+    @property
+    def name(self) -> str:
+        """The base URL without credentials, for logs."""
+        return redact(self.base_url)
 
 
 class VLLMAdapters:
@@ -56,7 +63,7 @@ class VLLMAdapters:
                 if (await self.served_models(server)).get(name) == path:
                     return
                 log.warning("%s: %s is served from another directory; loading %s in its place",
-                            server.base_url, name, path)
+                            server.name, name, path)
                 response = await self._post(server, "load_lora_adapter", payload | {"load_inplace": True})
         except httpx.HTTPError as exc:
             raise AdapterLoadError(f"{server.base_url}: cannot load {name}: {exc}") from exc
@@ -66,7 +73,7 @@ class VLLMAdapters:
     async def unload(self, server: VLLMServer, name: str) -> None:
         response = await self._post(server, "unload_lora_adapter", {"lora_name": name})
         if response.status_code not in (200, 404) and "not found" not in response.text.lower():
-            log.warning("%s: unloading %s failed: %s %s", server.base_url, name, response.status_code, response.text)
+            log.warning("%s: unloading %s failed: %s %s", server.name, name, response.status_code, response.text)
 
     async def load_everywhere(self, name: str, path: str) -> None:
         """Load on every server; if any fails, unload it from the others and raise."""
@@ -144,7 +151,7 @@ class VLLMAdapters:
                 if (await self.served_models(server)).get(name) == path:
                     continue
                 await self.load(server, name, path)
-                reloaded.append(server.base_url)
+                reloaded.append(server.name)
             except (httpx.HTTPError, AdapterLoadError) as exc:
-                log.warning("could not reload adapter %s on %s: %s", name, server.base_url, exc)
+                log.warning("could not reload adapter %s on %s: %s", name, server.name, redact(str(exc)))
         return reloaded

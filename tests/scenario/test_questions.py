@@ -139,17 +139,23 @@ async def test_unknown_adapter_falls_back_to_the_base_model(bot: RunningBot):
             await conn.execute("DELETE FROM adapters WHERE version = 99")
 
 
-async def test_llm_down_answers_with_sources_and_a_note(wiki: WikiIndex, settings: Settings, slack: FakeSlackAPI,
-                                                         embedder: Embedder):
-    dead = slack_settings(settings, slack, llm_base_url="http://127.0.0.1:9/v1", llm_timeout=5)
+async def test_llm_down_answers_with_sources_and_a_note_that_hides_the_server(
+    wiki: WikiIndex, settings: Settings, slack: FakeSlackAPI, embedder: Embedder, caplog: pytest.LogCaptureFixture
+):
+    caplog.set_level(logging.DEBUG)
+    dead = slack_settings(settings, slack, llm_base_url="http://wikibot:s3cret@127.0.0.1:9/v1", llm_timeout=5)
     async with running_bot(dead, slack, embedder) as bot:
         await bot.post(ev.app_mention("U1", "C1", "<@UBOT> what is the vacation carryover rule?"))
         (row,) = await bot.wait_answered(1)
-    assert row["status"] == "llm_error" and row["error"].startswith("unreachable")
+    assert row["status"] == "llm_error"
+    assert row["error"] == "unreachable: cannot reach the LLM at http://wikibot:***@127.0.0.1:9/v1"
     posted = slack.calls_to("chat.postMessage")[-1].params
     assert posted["text"] == SOURCES_ONLY_LEAD
     texts = " ".join(str(b) for b in posted["blocks"])
-    assert "cannot reach the LLM" in texts and "Sources" in texts and "wiki.harborline.example" in texts
+    assert "The language model is not available" in texts and "127.0.0.1" not in texts
+    assert "Sources" in texts and "wiki.harborline.example" in texts
+    assert "cannot reach the LLM at http://wikibot:***@127.0.0.1:9/v1" in caplog.text
+    assert "s3cret" not in caplog.text + str(slack.calls)
 
 
 async def test_llm_that_never_answers_times_out_to_sources(wiki: WikiIndex, settings: Settings, slack: FakeSlackAPI,
