@@ -28,6 +28,16 @@ Rules (the README's "How feedback becomes training data" says the same for peopl
   5. `uncited`: none. The correction is still used, citing nothing: what the user wrote is the point of
      it, and a source guessed (such as the ones the corrected answer cited, often the wrong ones) would
      teach a wrong citation. It gets no distractors (they need a citation to move).
+  The source is found in the text as written; what is cited is the text in the answer's voice
+  (`answer_voice`): sentences that only disagree ("Actually, that's not right.") or only point at a page
+  ("It's on the Leave policy page.") are the user talking to the bot, not an answer, and are dropped.
+- Pairs the model could have written: a correction that cites a source also makes each answer it rejects
+  preferred in its own words, citing that source instead of what it cited (`recited`), against itself as it
+  was and against its distractors (kinds 'correction' and 'distractor'). The pair differs only in the
+  citation, so it moves which source is cited without teaching another voice. Not for an answer that copies
+  the source block, says the wiki does not cover it, or has fewer than MIN_CONTENT_WORDS content words.
+- Never the source text itself: a correction citing a source is also preferred to a copy of that source's
+  block as the prompt lists it (header, URL line and text; kind 'distractor'), the way a model learns to copy.
 - Each preferred answer gets up to `max_distractors` rejected copies whose citations all point at one
   retrieved source it does not cite (best ranked first): they teach which document to cite. One that cites
   no source gets none.
@@ -62,6 +72,7 @@ from typing import Any, Literal
 from urllib.parse import unquote
 
 from bot.prompt import Source, cited_numbers, clean_citations, format_sources
+from training.answer_quality import NOT_COVERED, echoes
 
 PairKind = Literal["correction", "rating", "distractor"]
 Split = Literal["train", "heldout"]
@@ -76,7 +87,7 @@ DEFAULT_SOURCE_ORDERS = 1  # copies of a pair with its prompt's sources in anoth
 STATS = (  # what `build_pairs` counts, pairs or not; corrections_<rule>: how the chosen corrections got a source
     "answers", "answers_skipped", "prompts", "rated_up", "rated_down", "tied",
     "corrections", "corrections_superseded", "rejected_unpaired", "comments", "pairs_merged",
-    "reordered",
+    "reordered", "recited",
     *(f"corrections_{rule}" for rule in CITATION_RULES),
 )
 # A quote is a run of this many words of a source: long enough to be copied, not just said alike. Look-alike
@@ -107,6 +118,18 @@ _END_PUNCTUATION = re.compile(r"[.!?]+$")
 _WORD = re.compile(r"[^\W_]+")  # words for names, quotes and similarity: letters and digits, any script
 _URL = re.compile(r"https?://[^\s<>|\"]+")  # bare, or inside a Slack link <url> / <url|label>
 _URL_TRAILER = re.compile(r"[.,;:!?)\]}'\"]+$")  # punctuation after a bare URL is not part of it
+_SENTENCE_BREAK = re.compile(r"(?<=[.!?])\s+")
+_SPACE_BEFORE_PUNCTUATION = re.compile(r"[ \t]+([.,;:!?])")
+# "It's on the Leave policy page.", "See the Parking section." : the user pointing, not answering
+_POINTER = re.compile(
+    r"^(?:(?:it|this|that)(?:'s| is)\s+(?:on|in|under|at)\s+|(?:see|check|look at|read)\s+)(?:the\s+)?"
+    r"[^.!?\d]{0,80}\b(?:page|section|article|doc)\W*$", re.IGNORECASE,
+)
+# A sentence of only these words disagrees and says nothing else ("Actually, that's not right.", "No.")
+DISAGREEING = frozenset("""
+    actually no nope not that thats this it is isn s t wrong incorrect right correct quite true the answer bot
+    wikibot sorry but well hmm what you said
+""".split())
 
 
 @dataclass(frozen=True)
@@ -287,6 +310,23 @@ def _prompt_pairs(
         for wrong in distractors(chosen.text, numbers, max_distractors):
             if wrong not in preferred_texts:
                 yield PreferencePair(prompt_id, prompt, chosen.text, wrong, "distractor", chosen.evidence)
+    correction = preferred[0] if corrections else None
+    cited = [n for n in cited_numbers(correction.text) if n in numbers] if correction else []
+    listed = listed_sources(prompt, first.sources) if cited else None
+    if correction is None or not cited or listed is None:
+        return
+    block = format_sources([listed[cited[0] - 1]])  # never the source text itself
+    yield PreferencePair(prompt_id, prompt, correction.text, block, "distractor", correction.evidence)
+    for worse in rejected:  # the rejected answers in their own words, citing the corrected source
+        own = recited(worse.text, cited, listed)
+        if own is None or own in preferred_texts or own == worse.text:
+            continue
+        stats["recited"] += 1
+        ids = tuple(sorted(set(correction.evidence) | set(worse.evidence)))
+        yield PreferencePair(prompt_id, prompt, own, worse.text, "correction", ids)
+        for wrong in distractors(own, numbers, max_distractors):
+            if wrong not in preferred_texts:
+                yield PreferencePair(prompt_id, prompt, own, wrong, "distractor", ids)
 
 
 def _reordered_copies(
@@ -392,17 +432,42 @@ def as_written(correction: FeedbackItem, sources: Sequence[dict[str, Any]]) -> t
     n_sources = len(sources)
     text, cited = clean_citations(correction.text or "", n_sources)
     if cited:
-        return text, "own_citations"
+        return answer_voice(text), "own_citations"
     if correction.source_n is not None and 1 <= correction.source_n <= n_sources:
-        return cite(text, [correction.source_n]), "source_n"
+        return cite(answer_voice(text), [correction.source_n]), "source_n"
     pointed = pointed_source(text, sources)
     if pointed is not None:
         n, rule = pointed
-        return cite(text, [n]), rule
+        return cite(answer_voice(text), [n]), rule
     n = most_similar(text, sources)
     if n is not None:
-        return cite(text, [n]), "similar"
-    return text, "uncited"
+        return cite(answer_voice(text), [n]), "similar"
+    return answer_voice(text), "uncited"
+
+
+def answer_voice(text: str) -> str:
+    """`text` without the sentences (citing nothing) that only disagree or only point at a page; all of it if
+    nothing else is left."""
+    sentences = _SENTENCE_BREAK.split(text.strip())
+    kept = [s for s in sentences if cited_numbers(s) or not (_only_disagrees(s) or _POINTER.match(s))]
+    return " ".join(kept) if kept else text.strip()
+
+
+def _only_disagrees(sentence: str) -> bool:
+    words = _words(sentence)
+    return bool(words) and all(w in DISAGREEING for w in words)
+
+
+def recited(answer: str, numbers: list[int], listed: Sequence[Source]) -> str | None:
+    """The model's own answer citing `numbers` instead of what it cited; None where it is no answer to cite (a
+    copy of the source block, "not covered", fewer than MIN_CONTENT_WORDS content words)."""
+    bare = _SPACE_BEFORE_PUNCTUATION.sub(r"\1", _CITATION_RUN.sub("", answer)).strip()
+    bare = re.sub(r"[ \t]{2,}", " ", bare)
+    if len(_content_words(bare)) < MIN_CONTENT_WORDS or NOT_COVERED.search(bare):
+        return None
+    if echoes(answer, [s.as_dict() for s in listed]):
+        return None
+    return cite(bare, numbers)
 
 
 def pointed_source(text: str, sources: Sequence[dict[str, Any]]) -> tuple[int, CitationRule] | None:

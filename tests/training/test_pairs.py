@@ -93,6 +93,11 @@ def correction(interaction_id: int, text: str, source_n: int | None = None, user
     return FeedbackItem(next(_ids), interaction_id, user, "correction", None, text, source_n)
 
 
+def copied(n: int) -> str:
+    """Source n's block as `prompt` lists it: what a model copying its prompt writes."""
+    return f"[{n}] Page {n}\nURL: https://w/{n}\ntext {n}"
+
+
 def in_logged_order(*args: object, **kwargs: object):
     """build_pairs without reordered copies: the pairs in the logged source order (the copies have their tests)."""
     return build_pairs(*args, **{"source_orders": 0, **kwargs})  # type: ignore[arg-type]
@@ -157,7 +162,8 @@ def test_a_correction_is_chosen_as_written_and_outranks_likes():
     kinds = by_kind(built.pairs)
     assert kinds["correction"] == [("Five days, see [3] and.", "Three days [2].")]  # [9] is no source: dropped
     assert kinds["distractor"] == [("Five days, see [3] and.", "Five days, see [1] and."),
-                                   ("Five days, see [3] and.", "Five days, see [2] and.")]
+                                   ("Five days, see [3] and.", "Five days, see [2] and."),
+                                   ("Five days, see [3] and.", copied(3))]  # never the source text itself
     assert "rating" not in kinds  # the 👍 answer was corrected: it is rejected, not chosen
     assert built.pairs[0].feedback_ids == tuple(f.feedback_id for f in feedback)
 
@@ -277,7 +283,8 @@ def test_a_downvoted_answer_with_a_correction_makes_one_pair_per_rejected_answer
     built = in_logged_order([a], [vote(10, "U1", -1), correction(10, "Five days.", source_n=1)])
     assert by_kind(built.pairs) == {
         "correction": [("Five days [1].", "Three days [2].")],
-        "distractor": [("Five days [1].", "Five days [2]."), ("Five days [1].", "Five days [3].")],
+        "distractor": [("Five days [1].", "Five days [2]."), ("Five days [1].", "Five days [3]."),
+                       ("Five days [1].", copied(1))],
     }
 
 
@@ -285,7 +292,8 @@ def test_the_latest_correction_wins_and_empty_ones_are_ignored():
     a = answer(10, "Three days [2].")
     first, latest = correction(10, "Four days [1].", user="U1"), correction(10, "Five days [3].", user="U2")
     built = in_logged_order([a], [latest, first, correction(10, "   ")], max_distractors=0)
-    assert by_kind(built.pairs) == {"correction": [("Five days [3].", "Three days [2].")]}
+    assert by_kind(built.pairs) == {"correction": [("Five days [3].", "Three days [2].")],
+                                    "distractor": [("Five days [3].", copied(3))]}
     assert built.stats["corrections"] == 1 and built.stats["corrections_superseded"] == 1
     assert all("Four" not in p.chosen + p.rejected for p in built.pairs)  # the earlier text is not used
 
@@ -295,7 +303,8 @@ def test_an_earlier_correction_still_rejects_the_answer_it_corrected():
     old, new = correction(7, "Four days [1]."), correction(5, "Six days [4].")
     built = in_logged_order([liked, corrected], [vote(5, "U1", 1), old, new], max_distractors=0)
     assert by_kind(built.pairs) == {
-        "correction": [("Six days [4].", "Five days [2]."), ("Six days [4].", "Two days [3].")]
+        "correction": [("Six days [4].", "Five days [2]."), ("Six days [4].", "Two days [3].")],
+        "distractor": [("Six days [4].", copied(4))],
     }
     assert old.feedback_id in built.pairs[1].feedback_ids
 
@@ -370,9 +379,10 @@ def test_a_correction_pair_gets_a_copy_whose_sources_are_in_another_order():
     built = build_pairs([corrected], [fix], max_distractors=1)
     originals = [p for p in built.pairs if p.prompt == corrected.prompt_messages]
     copies = [p for p in built.pairs if p.prompt != corrected.prompt_messages]
-    assert [p.kind for p in originals] == [p.kind for p in copies] == ["correction", "distractor"]
-    assert built.stats["reordered"] == 2 and len(built.pairs) == 4
-    assert copies[0].prompt == copies[1].prompt  # one order per chosen answer and prompt
+    kinds = ["correction", "distractor", "distractor", "correction", "distractor"]  # the last two: bot's own words
+    assert [p.kind for p in originals] == [p.kind for p in copies] == kinds
+    assert built.stats["reordered"] == 5 and len(built.pairs) == 10 and built.stats["recited"] == 1
+    assert len({repr(c.prompt) for c in copies}) == 1  # one order per chosen source and prompt
 
     for original, copy in zip(originals, copies):
         assert copy.interaction_id == original.interaction_id == 10 and copy.feedback_ids == original.feedback_ids
@@ -453,10 +463,41 @@ def test_the_number_of_orders_is_a_parameter_and_the_output_deterministic():
     a = answer(10, "Three days [2].")
     feedback = [correction(10, "Five days [1].")]
     assert build_pairs([a], feedback, max_distractors=0, source_orders=0).stats["reordered"] == 0
-    one = build_pairs([a], feedback, max_distractors=0)
-    assert len(one.pairs) == 2 and one.stats["reordered"] == DEFAULT_SOURCE_ORDERS == 1
+    one = build_pairs([a], feedback, max_distractors=0)  # the correction against the answer and the source's block
+    assert len(one.pairs) == 4 and one.stats["reordered"] == 2 * DEFAULT_SOURCE_ORDERS == 2
     three = build_pairs([a], feedback, max_distractors=0, source_orders=5)
-    assert three.stats["reordered"] == 3 and len({repr(p.prompt) for p in three.pairs}) == 4  # [1] to 2, 3 or 4
-    assert three.pairs[:2] == one.pairs and build_pairs([a], feedback, max_distractors=0, source_orders=5) == three
+    assert three.stats["reordered"] == 6 and len({repr(p.prompt) for p in three.pairs}) == 4  # [1] to 2, 3 or 4
+    assert three.pairs[:2] == one.pairs[:2] and build_pairs([a], feedback, max_distractors=0, source_orders=5) == three
     assert {p.chosen for p in three.pairs} == {"Five days [1].", "Five days [2].", "Five days [3].", "Five days [4]."}
     assert set(three.interaction_ids) == {10}
+
+
+def test_a_correction_is_cited_in_the_answers_voice_without_talking_to_the_bot():
+    said = "Actually, that's not right. You get 10 sick days a year, all on January 1. It's on the Sick Leave page."
+    assert fixed(said) == ("You get 10 sick days a year, all on January 1 [1].", "named")  # found by the page named
+    assert fixed("No. See the Doctor's Note section.", source_n=5) == ("No. See the Doctor's Note section [5].",
+                                                                        "source_n")  # nothing else: kept whole
+    kept = "It is 3 days per the Doctor's Note section."  # a pointer with a fact is an answer
+    assert fixed(f"Wrong! {kept}") == ("It is 3 days per the Doctor's Note section [5].", "named")
+
+
+def test_the_answers_a_correction_rejects_are_preferred_in_their_own_words_citing_its_source():
+    question = "How many sick days do I get?"
+    own = "Employees get sick days credited at the start of the year [4]."
+    copy = HR[3]["text"].replace("\n", " ") + " [4]"  # the bot copied its source: nothing to cite in its words
+    uncovered = "The wiki does not cover how many sick days you get."
+    logged = [LoggedAnswer(i, logged_prompt(question, HR), HR, text, cited_numbers(text), "answered")
+              for i, text in ((10, own), (11, copy), (12, uncovered), (13, "Yes [2]."))]  # fmt: skip
+    feedback = [correction(10, "Ten sick days a year, all on January 1. It's on the Sick Leave page."),
+                *(vote(i, "U1", -1) for i in (11, 12, 13))]  # fmt: skip
+    built = in_logged_order(logged, feedback, max_distractors=1)
+    mine = "Employees get sick days credited at the start of the year [1]."
+    assert [(p.kind, p.chosen, p.rejected) for p in built.pairs if p.chosen == mine] == [
+        ("correction", mine, own), ("distractor", mine, "Employees get sick days credited at the start of the year [2].")]
+    assert built.stats["recited"] == 1  # not the copy, not "not covered", not a bare "Yes"
+    block = format_sources([Source(1, 0, 0, "", str(HR[0]["title"]), str(HR[0]["section"]), str(HR[0]["url"]),
+                                   str(HR[0]["text"]), 0.0)])  # fmt: skip
+    assert ("distractor", "Ten sick days a year, all on January 1 [1].", block) in [
+        (p.kind, p.chosen, p.rejected) for p in built.pairs]
+    uncited = in_logged_order(logged, [correction(10, "Nobody knows, ask around the office kitchen.")])
+    assert uncited.stats["recited"] == 0 and all(p.rejected != block for p in uncited.pairs)
