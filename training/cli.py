@@ -10,7 +10,7 @@ from pathlib import Path
 from retrieval.config import Settings
 from retrieval.db import Database
 from training.datasets import DatasetNotFound, DatasetSnapshot, build_snapshot, export_jsonl, latest_snapshot
-from training.pairs import SPLITS
+from training.pairs import CITATION_RULES, SPLITS
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -59,4 +59,8 @@ def summary(snapshot: DatasetSnapshot) -> str:
         f" {s['tied']} tied; {s['corrections']} corrections used ({s['corrections_superseded']} superseded);"
         f" {s['rejected_unpaired']} rejected with nothing better; {s['comments']} comments (not used)"
     )
+    counted = {key: s.get(key, 0) for key in ("recited", "reordered", *(f"corrections_{r}" for r in CITATION_RULES))}
+    rules = ", ".join(f"{r} {counted[f'corrections_{r}']}" for r in CITATION_RULES if counted[f"corrections_{r}"])
+    lines.append(f"  corrections cite by: {rules or 'none'}; {counted['recited']} answers recited in their own words;"
+                 f" {counted['reordered']} pairs copied with their sources in another order")  # older snapshots lack some
     return "\n".join(lines)

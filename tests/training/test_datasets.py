@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -17,8 +18,9 @@ from retrieval.config import Settings
 from retrieval.db import Database
 from training import cli
 from training.datasets import (
-    DatasetNotFound, build_snapshot, export_jsonl, latest_snapshot, load_pairs, prune_snapshots,
+    DatasetNotFound, DatasetSnapshot, build_snapshot, export_jsonl, latest_snapshot, load_pairs, prune_snapshots,
 )
+from training.pairs import STATS
 
 SOURCES = [
     {"n": n, "chunk_id": n, "page_id": n, "space": "hr", "title": f"Page {n}", "section": "",
@@ -220,3 +222,14 @@ async def test_a_correction_quoting_a_source_cites_it(db: Database):
     pairs = await load_pairs(db, snapshot.id, "train") + await load_pairs(db, snapshot.id, "heldout")
     chosen = {p["chosen"][0]["content"] for p in pairs if p["rejected"][0]["content"] == "Yes, up to 15 days [1]."}
     assert chosen == {"No: you may carry over up to 5 unused vacation days [2]."}
+
+
+def test_the_summary_says_how_corrections_found_their_source_and_what_the_rules_added():
+    stats = {key: 0 for key in STATS} | {"corrections": 3, "corrections_named": 2, "corrections_source_n": 1,
+                                          "recited": 2, "reordered": 7}  # fmt: skip
+    snapshot = DatasetSnapshot(4, datetime.now(UTC), {}, {"train": {"correction": 5}}, stats, 5, None)
+    text = cli.summary(snapshot)
+    assert "corrections cite by: source_n 1, named 2;" in text
+    assert "2 answers recited in their own words; 7 pairs copied with their sources in another order" in text
+    older = DatasetSnapshot(3, datetime.now(UTC), {}, {"train": {}}, {k: 0 for k in STATS if k != "recited"}, 0, 1)
+    assert "corrections cite by: none; 0 answers recited" in cli.summary(older)  # stored before the rule existed
