@@ -11,10 +11,13 @@ _SLACK_MARKUP = re.compile(r"<[^>]*>|:[a-z0-9_+-]+:")
 _CORRECTION_HINTS = re.compile(
     r"\b(wrong|incorrect|not (?:right|true|correct)|actually|should (?:be|say)|it(?:'s| is) (?:now|actually)|"
     r"correct (?:answer|one|page|source) is|outdated|out of date|changed|no longer|instead|mistake|"
-    r"the right|see (?:the )?page|isn't|aren't|doesn't|don't|not \d)\b"
-    r"|\d",
+    r"the right|see (?:the )?page|isn't|aren't|doesn't|don't|not \d)\b",
     re.IGNORECASE,
 )
+# a number restates a fact ("it is 12 days"), unless the reply thanks and does not object ("thanks, my 2 kids")
+_NUMBER = re.compile(r"\d")
+_THANKS = re.compile(r"\b(thanks|thank you|thx|cheers|helped|helpful|great|perfect|awesome|appreciated?)\b", re.I)
+_OBJECTION = re.compile(r"\b(but|however|though)\b", re.IGNORECASE)
 
 
 def rating_value(reaction: str, positive: Sequence[str], negative: Sequence[str]) -> int | None:
@@ -28,6 +31,8 @@ def rating_value(reaction: str, positive: Sequence[str], negative: Sequence[str]
 
 
 def classify_reply(text: str) -> str:
-    """'correction' when the reply disputes or restates facts (wrong/actually/should be/a number...), else 'comment'."""
+    """'correction' when the reply disputes or restates facts (wrong/actually/should be/a number not in thanks...),
+    else 'comment'."""
     words = _SLACK_MARKUP.sub(" ", text)  # user ids and links carry digits that are no facts
-    return "correction" if _CORRECTION_HINTS.search(words) else "comment"
+    restates = _NUMBER.search(words) and (not _THANKS.search(words) or _OBJECTION.search(words))
+    return "correction" if _CORRECTION_HINTS.search(words) or restates else "comment"

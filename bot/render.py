@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any
 
+from bot.links import URL, URL_TRAILER, is_wiki_link, unlink_external, wiki_hosts
 from bot.prompt import Source
 
 SECTION_LIMIT = 3000  # characters in a section block's text
@@ -33,17 +34,24 @@ def escape(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
-def to_mrkdwn(markdown: str, sources: Sequence[Source] = ()) -> str:
-    """Markdown as Slack mrkdwn; citations [n] become links to the cited source."""
+def to_mrkdwn(markdown: str, sources: Sequence[Source] = (), link_hosts: Collection[str] = ()) -> str:
+    """Markdown as Slack mrkdwn; citations [n] become links to the cited source. Links go only to the wiki
+    (`link_hosts` and the sources' hosts); others are shown as text (bot.links), so show the result verbatim."""
     urls = {s.n: s.url for s in sources}
-    text = escape(markdown)
+    hosts = wiki_hosts(urls.values()) | set(link_hosts)
+    text = unlink_external(escape(markdown), hosts)
     links: list[str] = []
 
     def stash(link: str) -> str:  # keep finished links out of the later rewrites
         links.append(link)
         return f"\x00{len(links) - 1}\x00"
 
+    def bare(m: re.Match[str]) -> str:  # a verbatim text links nothing by itself
+        url = URL_TRAILER.sub("", m.group())
+        return stash(f"<{url}>") + m.group()[len(url) :] if is_wiki_link(url, hosts) else m.group()
+
     text = _LINK.sub(lambda m: stash(f"<{m.group(2)}|{m.group(1)}>"), text)
+    text = URL.sub(bare, text)
     text = _CITATION.sub(
         lambda m: ", ".join(
             stash(f"<{urls[int(n)]}|[{n}]>") if int(n) in urls else f"[{n}]" for n in m.group(1).split(", ")
@@ -117,8 +125,12 @@ def answer_blocks(
     interaction_id: int | None,
     note: str | None = None,
     uncited: Sequence[Source] = (),
+    link_hosts: Collection[str] = (),
 ) -> list[dict[str, Any]]:
-    """The answer, an optional note, the cited sources (or the best ones it did not cite), the feedback controls."""
+    """The answer, an optional note, the cited sources (or the best ones it did not cite), the feedback controls.
+
+    The answer links only to the wiki (`link_hosts`, the sources' hosts) and is shown verbatim: Slack turns no
+    URL of it into a link by itself."""
     tail: list[dict[str, Any]] = []
     if note:
         tail.append({"type": "context", "elements": [{"type": "mrkdwn", "text": f":warning: {escape(note)}"}]})
@@ -130,7 +142,8 @@ def answer_blocks(
         tail += feedback_blocks(interaction_id)
     room = MESSAGE_BLOCK_LIMIT - len(tail)
     sections = [
-        {"type": "section", "text": {"type": "mrkdwn", "text": piece}} for piece in split_text(to_mrkdwn(answer, cited))
+        {"type": "section", "text": {"type": "mrkdwn", "text": piece, "verbatim": True}}
+        for piece in split_text(to_mrkdwn(answer, cited, link_hosts))
     ]
     if len(sections) > room:
         sections = sections[: room - 1] + [
@@ -152,5 +165,7 @@ def plain_answer(
     return "\n\n".join(parts)
 
 
-def fallback_text(answer: str) -> str:
-    return answer if len(answer) <= FALLBACK_TEXT_LIMIT else answer[: FALLBACK_TEXT_LIMIT - 1] + "…"
+def fallback_text(answer: str, link_hosts: Collection[str] = ()) -> str:
+    """The notification text: the answer, shortened, links outside the wiki as text."""
+    text = unlink_external(answer, link_hosts)
+    return text if len(text) <= FALLBACK_TEXT_LIMIT else text[: FALLBACK_TEXT_LIMIT - 1] + "…"

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from bot.answer import Answerer
 from bot.feedback_store import FeedbackStore
+from bot.links import wiki_hosts
 from bot.llm import ChatLLM
 from bot.metrics import Metrics
 from bot.store import BotStore
@@ -16,6 +18,8 @@ from retrieval.db import Database
 from retrieval.embed import Embedder
 from retrieval.index import WikiIndex
 from training.vllm_adapters import VLLMAdapters
+
+WIKI_HOSTS_TTL_S = 300.0  # ingestion runs in other processes: how long a read of the wiki's hosts is trusted
 
 
 @dataclass
@@ -26,6 +30,14 @@ class BotServices:
     answerer: Answerer
     feedback: FeedbackStore
     metrics: Metrics
+    _hosts: tuple[float, frozenset[str]] | None = field(default=None, init=False, repr=False)
+
+    async def wiki_hosts(self) -> frozenset[str]:
+        """The hosts of the wiki's pages: links elsewhere are not the wiki's (bot.links)."""
+        now = time.monotonic()
+        if self._hosts is None or now - self._hosts[0] > WIKI_HOSTS_TTL_S:
+            self._hosts = (now, wiki_hosts(await self.index.store.site_roots()))
+        return self._hosts[1]
 
     @classmethod
     @asynccontextmanager

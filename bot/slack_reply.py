@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Collection
 
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_chat_stream import AsyncChatStream
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.answer import Answer
+from bot.links import StreamLinkGuard
 from bot.payloads import Question
 from bot.render import answer_blocks, fallback_text
 
@@ -18,11 +20,16 @@ WORKING_REACTION = "eyes"
 
 
 class ThreadReply:
-    def __init__(self, client: AsyncWebClient, question: Question, stream: bool) -> None:
+    """`link_hosts`: the wiki's hosts; links elsewhere in the answer are shown as text, streamed or final."""
+
+    def __init__(self, client: AsyncWebClient, question: Question, stream: bool,
+                 link_hosts: Collection[str] = ()) -> None:
         self.client = client
         self.question = question
         self.stream = stream
+        self.link_hosts = link_hosts
         self._streamer: AsyncChatStream | None = None
+        self._guard = StreamLinkGuard(link_hosts)
 
     async def show_working(self) -> None:
         """Assistant status in DMs, an :eyes: reaction on the question in channels; never fatal."""
@@ -39,7 +46,7 @@ class ThreadReply:
 
     async def append(self, text: str) -> None:
         """Stream a piece of the answer as it is generated (chat.startStream / appendStream)."""
-        if not self.stream:
+        if not self.stream or not (text := self._guard.feed(text)):
             return
         if self._streamer is None:
             q = self.question
@@ -50,11 +57,12 @@ class ThreadReply:
 
     async def finish(self, answer: Answer) -> str:
         """Replace the streamed text with the final answer, sources and feedback controls; return its ts."""
-        blocks = answer_blocks(answer.text, answer.cited, answer.interaction_id, answer.note, answer.uncited)
-        text = fallback_text(answer.text)
+        blocks = answer_blocks(answer.text, answer.cited, answer.interaction_id, answer.note, answer.uncited,
+                               self.link_hosts)
+        text = fallback_text(answer.text, self.link_hosts)
         q = self.question
         if self._streamer is not None:
-            await self._streamer.stop()
+            await self._streamer.stop(markdown_text=self._guard.flush() or None)
             ts = self._streamer.ts
             assert ts is not None  # set by the first flush, at the latest by stop()
             await self.client.chat_update(channel=q.channel, ts=ts, text=text, blocks=blocks)

@@ -175,6 +175,12 @@ class WikiStore:
         async with self.db.connection() as conn:
             await conn.execute("ANALYZE chunks")
 
+    async def site_roots(self) -> list[str]:
+        """The distinct "scheme://host" starts of the pages' URLs: where the wiki is."""
+        async with self.db.connection() as conn:
+            cur = await conn.execute("SELECT DISTINCT substring(url from '^[^:/?#]+://[^/?#]*') FROM pages")
+            return [row[0] for row in await cur.fetchall() if row[0]]
+
     async def counts(self) -> dict[str, int]:
         async with self.db.connection() as conn:
             cur = await conn.execute(

@@ -35,7 +35,7 @@ async def answer_question(question: Question, client: AsyncWebClient, services: 
     if not await services.store.claim_message(question.channel, question.ts, question.event_id):
         log.info("message %s/%s already taken: retry or duplicate delivery", question.channel, question.ts)
         return
-    reply = ThreadReply(client, question, stream=settings.stream_answers)
+    reply = ThreadReply(client, question, stream=settings.stream_answers, link_hosts=await services.wiki_hosts())
     working = asyncio.create_task(reply.show_working())  # in parallel with retrieval
     history = (
         await services.store.thread_history(question.channel, question.thread_ts, settings.history_turns)

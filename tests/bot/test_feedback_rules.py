@@ -14,5 +14,7 @@ def test_reaction_map_with_skin_tones_and_non_ratings():
 def test_corrections_dispute_or_restate_facts_comments_do_not():
     for text in ("Wrong, it's 5 days.", "Actually the limit changed", "should be the Plus page", "It is 12 days now"):
         assert classify_reply(text) == "correction", text
-    for text in ("thanks!", "great, that helps", "cc <@U123> fyi"):
+    for text in ("Thanks, but it is 12 days now", "10 days, not 5"):
+        assert classify_reply(text) == "correction", text
+    for text in ("thanks!", "great, that helps", "cc <@U123> fyi", "thanks, that helped with my 2 kids"):
         assert classify_reply(text) == "comment", text
