@@ -41,6 +41,6 @@ def build_app(services: BotServices, client: AsyncWebClient | None = None) -> As
     feedback.register(app, services)  # subtype listeners first: Bolt runs the first match
     questions.register(app, services)
     home.register(app, services)
-    assistant.register(app)
+    assistant.register(app, settings)
     messages.register(app, services)
     return app

@@ -6,6 +6,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from retrieval.config import Settings
+
 _MENTION = re.compile(r"<@([UW][A-Z0-9]+)(?:\|[^>]*)?>")
 # message subtypes that are still a person writing a message (not an edit, deletion, join, bot post...)
 _USER_SUBTYPES = {None, "thread_broadcast", "file_share"}
@@ -72,12 +74,21 @@ def asks_the_bot(text: str, bot_user_id: str, rule: str) -> bool:
     return rule == "question_mark" and strip_mentions(text, bot_user_id).rstrip().endswith("?")
 
 
-def channel_allowed(channel: str, dm: bool, allowed: list[str], allow_dms: bool) -> bool:
-    if dm:
-        return allow_dms
-    return not allowed or channel in allowed
+def channel_allowed(channel: str, dm: bool, settings: Settings) -> bool:
+    """Whether to answer there: ALLOWED_CHANNELS, or for direct messages ALLOW_DMS (unset: only when no channel
+    list limits the bot) and a DM scope that holds a space."""
+    if not dm:
+        return not settings.allowed_channels or channel in settings.allowed_channels
+    allowed = settings.allow_dms if settings.allow_dms is not None else not settings.allowed_channels
+    return allowed and spaces_for(channel, dm, settings) != []
 
 
-def spaces_for(channel: str, channel_spaces: dict[str, list[str]]) -> list[str] | None:
-    """The wiki spaces a channel sees; None means every space."""
-    return channel_spaces.get(channel, channel_spaces.get("*"))
+def spaces_for(channel: str, dm: bool, settings: Settings) -> list[str] | None:
+    """The wiki spaces a conversation sees; None means every space. Direct messages: DM_SPACES, else the "*"
+    entry of CHANNEL_SPACES, else every space only when no channel is limited."""
+    spaces = settings.channel_spaces
+    if not dm:
+        return spaces.get(channel, spaces.get("*"))
+    if settings.dm_spaces is not None:
+        return settings.dm_spaces
+    return spaces.get("*", [] if spaces else None)

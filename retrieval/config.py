@@ -127,11 +127,21 @@ class Settings(BaseSettings):
     allowed_channels: list[str] = Field(
         default_factory=list, description="Channel ids the bot answers in; empty: every channel it is invited to."
     )
-    allow_dms: bool = Field(default=True, description="Answer direct messages.")
+    allow_dms: bool | None = Field(
+        default=None,
+        description="Answer direct messages (and the assistant view). Unset: only when ALLOWED_CHANNELS is empty: a "
+        "bot limited to some channels answers no one privately until this is true.",
+    )
     channel_spaces: dict[str, list[str]] = Field(
         default_factory=dict,
         description='Wiki spaces each channel may see, e.g. {"C0123": ["hr"], "*": ["hr", "it"]}; "*" is the default '
-        "for other channels and DMs; no entry: every space.",
+        "for other channels; no entry: every space. Direct messages follow DM_SPACES.",
+    )
+    dm_spaces: list[str] | None = Field(
+        default=None,
+        description='Wiki spaces direct messages see, e.g. ["hr", "it"]. Unset: the "*" entry of CHANNEL_SPACES; '
+        "with no such entry, every space when CHANNEL_SPACES is empty, else none, and then direct messages are not "
+        "answered (a private question never sees a space that channels are kept from).",
     )
     followup_rule: Literal["question_mark", "mention"] = Field(
         default="question_mark",

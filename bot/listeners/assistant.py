@@ -8,6 +8,9 @@ from slack_bolt.async_app import AsyncApp
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.payloads import channel_allowed
+from retrieval.config import Settings
+
 SUGGESTED_PROMPTS = [
     {"title": "Find a policy", "message": "What is our policy on working remotely from abroad?"},
     {"title": "Who handles it?", "message": "Which team handles water damage claims?"},
@@ -15,10 +18,12 @@ SUGGESTED_PROMPTS = [
 ]
 
 
-def register(app: AsyncApp) -> None:
+def register(app: AsyncApp, settings: Settings) -> None:
     @app.event("assistant_thread_started")
     async def on_thread_started(event: dict[str, Any], client: AsyncWebClient) -> None:
         thread = event["assistant_thread"]
+        if not channel_allowed(thread["channel_id"], True, settings):
+            return  # no example questions where questions are not answered
         try:
             await client.assistant_threads_setSuggestedPrompts(
                 channel_id=thread["channel_id"],

@@ -27,8 +27,9 @@ def register(app: AsyncApp, services: BotServices) -> None:
 
 async def answer_question(question: Question, client: AsyncWebClient, services: BotServices) -> None:
     settings = services.settings
-    if not channel_allowed(question.channel, question.is_dm, settings.allowed_channels, settings.allow_dms):
-        log.info("not answering in %s: not in WIKIBOT_ALLOWED_CHANNELS", question.channel)
+    if not channel_allowed(question.channel, question.is_dm, settings):
+        setting = "WIKIBOT_ALLOW_DMS and WIKIBOT_DM_SPACES" if question.is_dm else "WIKIBOT_ALLOWED_CHANNELS"
+        log.info("not answering in %s: not allowed by %s", question.channel, setting)
         return
     if not question.text:
         return
@@ -44,7 +45,7 @@ async def answer_question(question: Question, client: AsyncWebClient, services: 
     )
     answer = await services.answerer.answer(
         question.text,
-        spaces=spaces_for(question.channel, settings.channel_spaces),
+        spaces=spaces_for(question.channel, question.is_dm, settings),
         history=history,
         context=AskContext(
             source="slack",

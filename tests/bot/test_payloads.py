@@ -1,4 +1,7 @@
+import pytest
+
 from bot.payloads import asks_the_bot, channel_allowed, is_user_message, spaces_for, strip_mentions, to_question
+from retrieval.config import Settings
 from tests.support import slack_events as ev
 
 
@@ -36,9 +39,27 @@ def test_followup_rule():
 
 
 def test_allow_list_and_spaces():
-    assert channel_allowed("C1", False, [], True) and not channel_allowed("C2", False, ["C1"], True)
-    assert channel_allowed("D1", True, ["C1"], True) and not channel_allowed("D1", True, [], False)
-    assert spaces_for("C1", {"C1": ["hr"], "*": ["it"]}) == ["hr"]
-    assert spaces_for("C2", {"C1": ["hr"], "*": ["it"]}) == ["it"]
-    assert spaces_for("C2", {}) is None
+    s = Settings(allowed_channels=["C1"], channel_spaces={"C1": ["hr"], "*": ["it"]})
+    assert channel_allowed("C1", False, s) and not channel_allowed("C2", False, s)
+    assert channel_allowed("C2", False, Settings())
+    assert spaces_for("C1", False, s) == ["hr"] and spaces_for("C2", False, s) == ["it"]
+    assert spaces_for("C2", False, Settings()) is None
     assert strip_mentions("<@UBOT|wikibot>  hello   <@UBOT>", "UBOT") == "hello"
+
+
+@pytest.mark.parametrize(
+    ("settings", "answered", "spaces"),
+    [
+        ({}, True, None),  # nothing limited anywhere: DMs see every space
+        ({"allowed_channels": ["C1"]}, False, None),  # a bot kept to some channels is not asked privately...
+        ({"allowed_channels": ["C1"], "allow_dms": True}, True, None),  # ...until told to
+        ({"channel_spaces": {"C1": ["hr"]}}, False, []),  # channels limited, nothing said for DMs: no space
+        ({"channel_spaces": {"C1": ["hr"], "*": ["it"]}}, True, ["it"]),  # DMs are one of the other channels
+        ({"channel_spaces": {"C1": ["hr"]}, "dm_spaces": ["it", "hr"]}, True, ["it", "hr"]),
+        ({"dm_spaces": []}, False, []),
+        ({"allow_dms": False}, False, None),
+    ],
+)
+def test_direct_messages_have_their_own_scope(settings: dict, answered: bool, spaces: list[str] | None):
+    s = Settings(**settings)
+    assert (channel_allowed("D1", True, s), spaces_for("D1", True, s)) == (answered, spaces)

@@ -9,7 +9,7 @@ import pytest
 from retrieval.config import Settings
 from retrieval.embed import Embedder
 from retrieval.index import WikiIndex
-from retrieval.sample import ingest_sample_wiki
+from retrieval.sample import ingest_sample_wiki, sample_spaces
 from tests.support.bot_harness import RunningBot, running_bot, slack_settings
 from tests.support.slack_api import FakeSlackAPI
 
@@ -31,7 +31,8 @@ async def bot(wiki: WikiIndex, settings: Settings, slack: FakeSlackAPI, embedder
               vllm_url: str) -> AsyncIterator[RunningBot]:
     configured = slack_settings(
         settings, slack, llm_base_url=vllm_url, llm_max_tokens=24, llm_temperature=0.0, prompt_max_chars=1500,
-        allowed_channels=["C1", "C2", "CEMPTY"], channel_spaces={"CEMPTY": ["no-such-space"]},
+        allowed_channels=["C1", "C2", "CEMPTY"], channel_spaces={"CEMPTY": ["no-such-space"]}, allow_dms=True,
+        dm_spaces=sample_spaces(),
     )
     async with running_bot(configured, slack, embedder) as running:
         yield running
