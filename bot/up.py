@@ -16,7 +16,7 @@ from aiohttp import web
 from bot.app import build_app
 from bot.server import serve, web_app
 from bot.services import BotServices
-from retrieval.config import ENV_PREFIX, Settings
+from retrieval.config import ENV_PREFIX, NO_API_KEY, Settings
 from retrieval.db import redact
 from retrieval.sample import SAMPLE_WIKI, ingest_sample_wiki
 from training.default_model import DISPLAY_NAME, DefaultModelUnavailable, prepare_default_model
@@ -102,6 +102,7 @@ async def up(settings: Settings, port: int) -> int:
                     dtype=settings.vllm_dtype,
                     lora_target_modules=settings.lora_target_modules,
                     extra_args=settings.vllm_extra_args,
+                    api_key=settings.llm_api_key if settings.llm_api_key != NO_API_KEY else None,
                 ),
             )
             settings = settings.model_copy(update={"llm_base_url": url})

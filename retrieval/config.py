@@ -17,6 +17,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 ENV_PREFIX = "WIKIBOT_"
 BUNDLED_EMBEDDING_MODEL = "all-MiniLM-L6-v2"
 EmbeddingBackend = Literal["auto", "onnx", "torch"]
+NO_API_KEY = "EMPTY"  # what OpenAI clients send to a vLLM that requires no key
 
 
 class Settings(BaseSettings):
@@ -84,7 +85,12 @@ class Settings(BaseSettings):
         "(and no BASE_MODEL): the local vLLM that `wikibot up` starts for the demonstration model.",
     )
     llm_model: str = Field(default="wikibot-base", description="Served name of the base model in vLLM.")
-    llm_api_key: str = Field(default="EMPTY", description="API key sent to the LLM server (vLLM --api-key).")
+    llm_api_key: str = Field(
+        default=NO_API_KEY,
+        description="API key of the vLLM servers (their --api-key, or VLLM_API_KEY), sent with every request: "
+        "answers, token counts, adapter loads. Set it wherever others can reach vLLM: without one, anyone who "
+        "reaches it may load adapters. The local vLLM of `wikibot up` requires it when it is set.",
+    )
     llm_timeout: float = Field(default=60.0, gt=0, description="Seconds an answer may take before the bot gives up on the LLM.")
     llm_max_tokens: int = Field(default=512, ge=1, description="Longest answer, in tokens.")
     llm_temperature: float = Field(default=0.1, ge=0, description="Sampling temperature of answers.")

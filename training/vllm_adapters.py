@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 import httpx
 
+from retrieval.config import NO_API_KEY
 from retrieval.db import redact
 from training.canary import TOP_LOGPROBS, Reference, Step, deviation
 
@@ -38,7 +39,7 @@ class VLLMServer:
 
 
 class VLLMAdapters:
-    def __init__(self, base_urls: list[str], api_key: str = "EMPTY", timeout: float = 60.0) -> None:
+    def __init__(self, base_urls: list[str], api_key: str = NO_API_KEY, timeout: float = 60.0) -> None:
         self.servers = [VLLMServer(u) for u in base_urls]
         self._headers = {"Authorization": f"Bearer {api_key}"}
         self._timeout = timeout

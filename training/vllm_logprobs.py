@@ -8,6 +8,7 @@ from typing import Any
 import httpx
 from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
+from retrieval.config import NO_API_KEY
 from training.gate import completion_ids
 
 
@@ -23,7 +24,7 @@ async def completion_logprob(
     completion: str | list[dict[str, Any]],
     *,
     base_model: str,
-    api_key: str = "EMPTY",
+    api_key: str = NO_API_KEY,
 ) -> float:
     """log p(completion | chat-templated prompt) under served `model`, summed over the completion's tokens.
 
@@ -42,7 +43,7 @@ async def completion_logprob(
 
 
 async def served_margin(
-    base_url: str, model: str, pairs: list[dict[str, Any]], *, base_model: str, api_key: str = "EMPTY"
+    base_url: str, model: str, pairs: list[dict[str, Any]], *, base_model: str, api_key: str = NO_API_KEY
 ) -> float:
     """Mean of log p(chosen) - log p(rejected) over preference pairs, under served `model`."""
     margins = []

@@ -83,14 +83,21 @@ def serve_vllm(
     lora_target_modules: Sequence[str] = (),
     extra_args: Sequence[str] = (),
     startup_timeout: float = STARTUP_TIMEOUT_S,
+    api_key: str | None = None,
 ) -> Iterator[str]:
     """Serve `model` with runtime LoRA loading until the block ends; yield its base URL (`.../v1`).
+
+    With `api_key`, every /v1 request must carry it (vLLM's --api-key, passed in its environment so that `ps`
+    does not show it); /health stays open.
 
     `max_loras` must cover every adapter in flight at once (the old and the new one during a swap, and the
     base model): vLLM 0.32 on CPU corrupts requests batched beside more distinct adapters than that.
     """
     port = port or free_port(host)
     env = {**os.environ, "VLLM_ALLOW_RUNTIME_LORA_UPDATING": "True", "VLLM_NO_USAGE_STATS": "1", "DO_NOT_TRACK": "1"}
+    env.pop("VLLM_API_KEY", None)  # only the key asked for
+    if api_key:
+        env["VLLM_API_KEY"] = api_key
     cmd = [
         sys.executable, "-m", "vllm.entrypoints.openai.api_server",
         "--model", model,

@@ -19,7 +19,7 @@ import pytest
 import yaml
 
 from bot.cli import build_parser
-from retrieval.config import ENV_PREFIX, Settings
+from retrieval.config import ENV_PREFIX, NO_API_KEY, Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCKER = ROOT / "deploy" / "docker"
@@ -302,6 +302,39 @@ def test_k8s_vllm_serves_runtime_lora(monkeypatch: pytest.MonkeyPatch) -> None:
     assert container["resources"]["limits"]["nvidia.com/gpu"] == 1
     for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
         assert container[probe]["httpGet"]["path"] == "/health"
+
+
+def served_key(args: list[str], env: dict[str, str]) -> str | None:
+    """The API key a vLLM server requires: --api-key, else VLLM_API_KEY (vLLM's own precedence)."""
+    return flag(args, "--api-key") if "--api-key" in args else env.get("VLLM_API_KEY")
+
+
+@pytest.mark.parametrize("variant", ["compose", "compose.cpu"])
+def test_compose_vllm_requires_the_key_the_bot_and_scheduler_send(variant: str, monkeypatch) -> None:
+    variables = env_example()
+    args, env = compose_vllm()
+    if variant == "compose.cpu":
+        cpu = load_compose(COMPOSE_CPU)["services"]["vllm"]
+        args, env = [str(a) for a in untag(cpu["command"])], {**env, **service_env(cpu)}
+    key = interpolate(served_key(args, env), variables)
+    assert key, "without an API key anyone who reaches vLLM may load adapters into it"
+    services = interpolate(load_compose(), variables)["services"]
+    for name in ("bot", "scheduler"):
+        sent = settings_from({**variables, **service_env(services[name])}, monkeypatch).llm_api_key
+        assert sent == key != NO_API_KEY, f"{name} sends {sent!r}"
+
+
+def test_k8s_vllm_requires_the_key_the_bot_and_scheduler_send() -> None:
+    (container,) = containers(k8s("StatefulSet", "vllm"))
+    args = [*container.get("command", []), *container["args"]]
+    assert "--api-key" not in args, "a key on the command line is shown by ps: VLLM_API_KEY from the Secret"
+    (key,) = [e for e in container["env"] if e["name"] == "VLLM_API_KEY"]
+    ref = key["valueFrom"]["secretKeyRef"]
+    assert ref == {"name": "wikibot-secrets", "key": "WIKIBOT_LLM_API_KEY"}, "the key the wikibot pods read"
+    assert k8s_secret()["WIKIBOT_LLM_API_KEY"] not in ("", NO_API_KEY)
+    for name in ("wikibot-bot", "wikibot-scheduler"):
+        (pod,) = containers(k8s("Deployment", name))
+        assert {"secretRef": {"name": ref["name"]}} in pod["envFrom"], name
 
 
 # --- the adapters volume: written by the scheduler, read by vLLM, at the same path ---------------------

@@ -19,7 +19,7 @@ LORA_TARGET_MODULES = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_
 @contextlib.contextmanager
 def serve_vllm(
     model_dir: Path, served_name: str, max_lora_rank: int = 16, max_loras: int = 4,
-    max_model_len: int = MAX_MODEL_LEN, kv_cache_bytes: str = KV_CACHE_BYTES,
+    max_model_len: int = MAX_MODEL_LEN, kv_cache_bytes: str = KV_CACHE_BYTES, api_key: str | None = None,
 ) -> Iterator[str]:  # fmt: skip
     """Serve `model_dir` on 127.0.0.1 in the product's precision (float32 on a CPU); the log goes to
     `<model_dir>.vllm.log`."""
@@ -34,5 +34,6 @@ def serve_vllm(
         extra_args=("--max-model-len", str(max_model_len), "--kv-cache-memory-bytes", kv_cache_bytes,
                     "--max-num-seqs", "8", "--seed", "0"),  # fmt: skip
         startup_timeout=300,
+        api_key=api_key,
     ) as url:
         yield url
