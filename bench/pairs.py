@@ -116,14 +116,15 @@ async def fill(conn: psycopg.AsyncConnection, answers: list[LoggedAnswer], event
         for a in answers:
             prompt, sources = Jsonb(a.prompt_messages), Jsonb(a.sources)
             await copy.write_row((a.interaction_id, "slack", "q", prompt, sources, a.cited, a.answer, a.status))
-    columns = "id, interaction_id, user_id, kind, via, value, text, source_n, channel_id, message_ts"
+    columns = "id, interaction_id, user_id, kind, via, value, text, source_n, channel_id, message_ts, confirmed_by"
     async with conn.cursor().copy(f"COPY feedback ({columns}) FROM STDIN") as copy:
         for f in events:
             via = "button" if f.kind == "rating" else "reply"
             message_ts = None if f.kind == "rating" else f"{f.feedback_id}.0"
-            await copy.write_row(
-                (f.feedback_id, f.interaction_id, f.user_id, f.kind, via, f.value, f.text, f.source_n, "C1", message_ts)
-            )
+            confirmed_by = f.user_id if f.kind == "correction" else None  # its author said Yes
+            await copy.write_row((f.feedback_id, f.interaction_id, f.user_id, f.kind, via, f.value, f.text,
+                                  f.source_n, "C1", message_ts, confirmed_by))
+    await conn.execute("UPDATE feedback SET confirmed_at = created_at WHERE confirmed_by IS NOT NULL")
     await conn.execute("ANALYZE interactions; ANALYZE feedback")
 
 

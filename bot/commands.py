@@ -101,6 +101,7 @@ async def feedback_list(args: argparse.Namespace, settings: Settings) -> int:
     for r in rows:
         what = {1: "+1", -1: "-1"}.get(r["value"], "") if r["kind"] == "rating" else repr(r["text"])
         gone = " (retracted)" if r["retracted_at"] else ""
+        gone += f" [{r['correction_status']}]" if r["correction_status"] else ""
         print(f"#{r['id']} {r['created_at'][:19]} {r['user_id']} {r['kind']} {what}{gone} on answer "
               f"#{r['interaction_id']}: {r['question'][:60]!r}")
     if not rows:

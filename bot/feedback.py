@@ -1,9 +1,21 @@
-"""Pure feedback rules: which emoji rate an answer, and whether a thread reply corrects it or comments."""
+"""Pure feedback rules: which emoji rate an answer, whether a thread reply corrects it or comments, and when a
+correction needs a reviewer.
+
+The review rule: a correction its author confirmed enters training at once unless
+- `external_link`: it links outside the wiki's hosts (a look-alike login page is the classic poisoning);
+- `instructions`: it reads as instructions to the bot (ignore the sources or the wiki, a new role, log in or give a
+  password);
+- `contradicts_votes`: someone else's standing 👍 is on the answer it corrects (checked again at every snapshot);
+- `given_before_review`: it came from the correction form before corrections were reviewed (migration 0005).
+Then it waits for a reviewer (WIKIBOT_REVIEWERS) to approve it in the App Home.
+"""
 
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
+
+from bot.links import external_links
 
 _SKIN_TONE = re.compile(r"::skin-tone-\d$")
 _SLACK_MARKUP = re.compile(r"<[^>]*>|:[a-z0-9_+-]+:")
@@ -18,6 +30,20 @@ _CORRECTION_HINTS = re.compile(
 _NUMBER = re.compile(r"\d")
 _THANKS = re.compile(r"\b(thanks|thank you|thx|cheers|helped|helpful|great|perfect|awesome|appreciated?)\b", re.I)
 _OBJECTION = re.compile(r"\b(but|however|though)\b", re.IGNORECASE)
+_INSTRUCTIONS = re.compile(
+    r"\b(ignore|disregard|forget|override)\b[^.!?\n]{0,40}\b(sources?|wiki|instructions?|rules|system|prompt|above|"
+    r"previous|citations?)\b"
+    r"|\b(system prompt|you are now|from now on|act as|pretend (?:to be|you are)|new instructions?)\b"
+    r"|\b(log ?in|sign ?in|enter|type|give|send|share|provide|confirm)\b[^.!?\n]{0,30}"
+    r"\b(passwords?|passcodes?|credentials|mfa|2fa|one-time codes?|otp)\b",
+    re.IGNORECASE,
+)
+REVIEW_REASONS = {  # what a reviewer and the author are told, per reason
+    "external_link": "it links outside the wiki",
+    "instructions": "it reads as instructions to the bot",
+    "contradicts_votes": "others rated the answer it corrects as helpful",
+    "given_before_review": "it was given before corrections were reviewed",
+}
 
 
 def rating_value(reaction: str, positive: Sequence[str], negative: Sequence[str]) -> int | None:
@@ -32,7 +58,21 @@ def rating_value(reaction: str, positive: Sequence[str], negative: Sequence[str]
 
 def classify_reply(text: str) -> str:
     """'correction' when the reply disputes or restates facts (wrong/actually/should be/a number not in thanks...),
-    else 'comment'."""
+    else 'comment'. Only a guess: its author is asked before a correction counts."""
     words = _SLACK_MARKUP.sub(" ", text)  # user ids and links carry digits that are no facts
     restates = _NUMBER.search(words) and (not _THANKS.search(words) or _OBJECTION.search(words))
     return "correction" if _CORRECTION_HINTS.search(words) or restates else "comment"
+
+
+def review_reasons(text: str, wiki_hosts: Collection[str]) -> list[str]:
+    """Why a correction's text needs a reviewer before it is used for training (the module's rule); [] if not."""
+    reasons = []
+    if external_links(text, wiki_hosts):
+        reasons.append("external_link")
+    if _INSTRUCTIONS.search(text):
+        reasons.append("instructions")
+    return reasons
+
+
+def describe_reasons(reasons: Sequence[str]) -> str:
+    return "; ".join(REVIEW_REASONS.get(r, r) for r in reasons)

@@ -4,7 +4,7 @@ one already applied (a late or replayed delivery) is ignored."""
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Any
+from typing import Any, NamedTuple
 
 from psycopg.rows import dict_row
 
@@ -15,6 +15,19 @@ _NEWER = "(feedback.event_ts IS NULL OR EXCLUDED.event_ts IS NULL OR EXCLUDED.ev
 
 def _ts(value: str | None) -> Decimal | None:
     return Decimal(value) if value else None
+
+
+class EditedReply(NamedTuple):
+    id: int
+    user_id: str
+    kind: str  # after the edit: the author's choice once confirmed, else what the new text reads as
+    previous_kind: str
+    confirmed: bool
+
+
+class CorrectionStatus(NamedTuple):
+    status: str  # 'unconfirmed' | 'pending' | 'accepted' | 'rejected' (view correction_status)
+    reasons: list[str]  # why a reviewer must decide (bot/feedback.py)
 
 
 class FeedbackStore:
@@ -65,26 +78,61 @@ class FeedbackStore:
             )
 
     async def save_reply(
-        self, interaction_id: int, user: str, kind: str, text: str, channel: str, message_ts: str, event_ts: str | None
-    ) -> None:
-        async with self.db.connection() as conn:
-            await conn.execute(
-                "INSERT INTO feedback (interaction_id, user_id, kind, via, text, channel_id, message_ts, event_ts)"
-                " VALUES (%s, %s, %s, 'reply', %s, %s, %s, %s)"
-                " ON CONFLICT (channel_id, message_ts) WHERE message_ts IS NOT NULL DO UPDATE SET"
-                f" kind = EXCLUDED.kind, text = EXCLUDED.text, event_ts = EXCLUDED.event_ts, updated_at = now()"
-                f" WHERE {_NEWER}",
-                (interaction_id, user, kind, text, channel, message_ts, _ts(event_ts)),
-            )
-
-    async def edit_reply(self, channel: str, message_ts: str, kind: str, text: str, event_ts: str | None) -> bool:
+        self, interaction_id: int, user: str, kind: str, text: str, channel: str, message_ts: str,
+        event_ts: str | None, reasons: list[str],
+    ) -> int | None:
+        """Store a thread reply as feedback; its id when it is new (a redelivery of it returns None). Once its
+        author has said what it is, a redelivery keeps that."""
         async with self.db.connection() as conn:
             cur = await conn.execute(
-                "UPDATE feedback SET kind = %s, text = %s, event_ts = %s, updated_at = now()"
-                " WHERE channel_id = %s AND message_ts = %s AND (event_ts IS NULL OR event_ts <= %s)",
-                (kind, text, _ts(event_ts), channel, message_ts, _ts(event_ts)),
+                "INSERT INTO feedback (interaction_id, user_id, kind, via, text, channel_id, message_ts, event_ts,"
+                " review_reasons) VALUES (%s, %s, %s, 'reply', %s, %s, %s, %s, %s)"
+                " ON CONFLICT (channel_id, message_ts) WHERE message_ts IS NOT NULL DO UPDATE SET"
+                " kind = CASE WHEN feedback.confirmed_at IS NULL THEN EXCLUDED.kind ELSE feedback.kind END,"
+                " text = EXCLUDED.text, event_ts = EXCLUDED.event_ts, review_reasons = EXCLUDED.review_reasons,"
+                f" updated_at = now() WHERE {_NEWER} RETURNING id, xmax = 0",
+                (interaction_id, user, kind, text, channel, message_ts, _ts(event_ts), reasons),
+            )
+            row = await cur.fetchone()
+        return row[0] if row and row[1] else None
+
+    async def edit_reply(
+        self, channel: str, message_ts: str, kind: str, text: str, event_ts: str | None, reasons: list[str]
+    ) -> EditedReply | None:
+        """Apply an edit of a reply: its text, its review reasons, and (until its author said) its kind. A reviewer's
+        verdict was on the old text: it goes when the text changes."""
+        async with self.db.connection() as conn:
+            cur = await conn.execute(
+                "WITH old AS (SELECT id, kind, text FROM feedback WHERE channel_id = %(channel)s"
+                " AND message_ts = %(ts)s AND (event_ts IS NULL OR event_ts <= %(event_ts)s) FOR UPDATE)"
+                " UPDATE feedback f SET kind = CASE WHEN f.confirmed_at IS NULL THEN %(kind)s ELSE f.kind END,"
+                " text = %(text)s, event_ts = %(event_ts)s, review_reasons = %(reasons)s, updated_at = now(),"
+                " review_verdict = CASE WHEN old.text = %(text)s THEN f.review_verdict END,"
+                " reviewed_by = CASE WHEN old.text = %(text)s THEN f.reviewed_by END,"
+                " reviewed_at = CASE WHEN old.text = %(text)s THEN f.reviewed_at END"
+                " FROM old WHERE f.id = old.id"
+                " RETURNING f.id, f.user_id, f.kind, old.kind, f.confirmed_at IS NOT NULL",
+                {"channel": channel, "ts": message_ts, "kind": kind, "text": text, "event_ts": _ts(event_ts),
+                 "reasons": reasons},
+            )
+            row = await cur.fetchone()
+        return EditedReply(*row) if row else None
+
+    async def confirm_reply(self, feedback_id: int, user: str, kind: str) -> bool:
+        """The author of a reply says what it is ('correction' or 'comment'); False if it is not theirs or gone."""
+        async with self.db.connection() as conn:
+            cur = await conn.execute(
+                "UPDATE feedback SET kind = %s, confirmed_by = %s, confirmed_at = now(), updated_at = now()"
+                " WHERE id = %s AND user_id = %s AND via = 'reply' AND retracted_at IS NULL",
+                (kind, user, feedback_id, user),
             )
             return cur.rowcount == 1
+
+    async def correction_status(self, feedback_id: int) -> CorrectionStatus | None:
+        async with self.db.connection() as conn:
+            cur = await conn.execute("SELECT status, reasons FROM correction_status WHERE id = %s", (feedback_id,))
+            row = await cur.fetchone()
+        return CorrectionStatus(*row) if row else None
 
     async def retract_reply(self, channel: str, message_ts: str) -> bool:
         async with self.db.connection() as conn:
@@ -95,12 +143,15 @@ class FeedbackStore:
             )
             return cur.rowcount == 1
 
-    async def save_modal_correction(self, interaction_id: int, user: str, text: str, source_n: int | None) -> int:
+    async def save_modal_correction(
+        self, interaction_id: int, user: str, text: str, source_n: int | None, reasons: list[str]
+    ) -> int:
+        """A correction from the form: explicit, so confirmed by its author as it is given."""
         async with self.db.connection() as conn:
             cur = await conn.execute(
-                "INSERT INTO feedback (interaction_id, user_id, kind, via, text, source_n)"
-                " VALUES (%s, %s, 'correction', 'modal', %s, %s) RETURNING id",
-                (interaction_id, user, text, source_n),
+                "INSERT INTO feedback (interaction_id, user_id, kind, via, text, source_n, confirmed_by, confirmed_at,"
+                " review_reasons) VALUES (%s, %s, 'correction', 'modal', %s, %s, %s, now(), %s) RETURNING id",
+                (interaction_id, user, text, source_n, user, reasons),
             )
             (feedback_id,) = await cur.fetchone()  # type: ignore[misc]
             return feedback_id
@@ -112,15 +163,18 @@ class FeedbackStore:
         return row[0] if row else None
 
     async def list(self, limit: int | None = None, include_retracted: bool = True) -> list[dict[str, Any]]:
-        """Feedback with the question and answer it is about, newest first."""
+        """Feedback with the question and answer it is about, newest first; corrections with who confirmed and who
+        reviewed them, and their standing (`correction_status`)."""
         where = "" if include_retracted else "WHERE f.retracted_at IS NULL"
         async with self.db.connection() as conn:
             cur = conn.cursor(row_factory=dict_row)
             await cur.execute(
                 "SELECT f.id, f.interaction_id, f.user_id, f.kind, f.via, f.value, f.text, f.source_n,"
                 " f.channel_id, f.message_ts, f.created_at, f.updated_at, f.retracted_at,"
-                " i.question, i.answer, i.model"
-                f" FROM feedback f JOIN interactions i ON i.id = f.interaction_id {where}"
+                " f.confirmed_by, f.confirmed_at, c.status AS correction_status, c.reasons AS review_reasons,"
+                " f.reviewed_by, f.reviewed_at, i.question, i.answer, i.model"
+                " FROM feedback f JOIN interactions i ON i.id = f.interaction_id"
+                f" LEFT JOIN correction_status c ON c.id = f.id {where}"
                 " ORDER BY f.created_at DESC, f.id DESC LIMIT %s",
                 (limit,),
             )

@@ -14,6 +14,9 @@ MESSAGE_BLOCK_LIMIT = 50
 FALLBACK_TEXT_LIMIT = 3900  # the notification/accessibility `text`
 FEEDBACK_ACTION = "answer_feedback"
 CORRECTION_ACTION = "suggest_correction"
+CONFIRM_CORRECTION_ACTION = "confirm_correction"  # the author's Yes: value is the feedback id
+DECLINE_CORRECTION_ACTION = "decline_correction"  # "No, just a comment"
+CONFIRM_QUESTION = "Use this as a correction of the answer?"
 FEEDBACK_INVITE = (
     "Was this right? React with :+1: or :-1:, or reply in this thread with a correction "
     "— corrections teach the bot in its next training run."
@@ -116,6 +119,30 @@ def feedback_blocks(interaction_id: int) -> list[dict[str, Any]]:
             ],
         },
         {"type": "context", "elements": [{"type": "mrkdwn", "text": FEEDBACK_INVITE}]},
+    ]
+
+
+def confirm_correction_blocks(feedback_id: int) -> list[dict[str, Any]]:
+    """The question put to the author of a reply that reads as a correction, with Yes / No buttons."""
+    value = str(feedback_id)
+    return [
+        {
+            "type": "section",
+            "text": {
+                "type": "mrkdwn",
+                "text": f"*{CONFIRM_QUESTION}* A correction teaches the bot in its next training run; "
+                "a comment stays with the answer for people to read.",
+            },
+        },
+        {
+            "type": "actions",
+            "elements": [
+                {"type": "button", "action_id": CONFIRM_CORRECTION_ACTION, "style": "primary", "value": value,
+                 "text": {"type": "plain_text", "text": "Yes"}},
+                {"type": "button", "action_id": DECLINE_CORRECTION_ACTION, "value": value,
+                 "text": {"type": "plain_text", "text": "No, just a comment"}},
+            ],
+        },
     ]
 
 

@@ -9,7 +9,9 @@ from pathlib import Path
 
 from retrieval.config import Settings
 from retrieval.db import Database
-from training.datasets import DatasetNotFound, DatasetSnapshot, build_snapshot, export_jsonl, latest_snapshot
+from training.datasets import (
+    WITHHELD_STATS, DatasetNotFound, DatasetSnapshot, build_snapshot, export_jsonl, latest_snapshot,
+)
 from training.pairs import CITATION_RULES, SPLITS
 
 
@@ -63,4 +65,10 @@ def summary(snapshot: DatasetSnapshot) -> str:
     rules = ", ".join(f"{r} {counted[f'corrections_{r}']}" for r in CITATION_RULES if counted[f"corrections_{r}"])
     lines.append(f"  corrections cite by: {rules or 'none'}; {counted['recited']} answers recited in their own words;"
                  f" {counted['reordered']} pairs copied with their sources in another order")  # older snapshots lack some
+    if any(s.get(key) for key in WITHHELD_STATS):
+        lines.append(
+            f"  corrections not used: {s.get('corrections_unconfirmed', 0)} not confirmed by their author,"
+            f" {s.get('corrections_awaiting_review', 0)} awaiting a reviewer, {s.get('corrections_rejected', 0)}"
+            " rejected by one"
+        )
     return "\n".join(lines)

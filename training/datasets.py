@@ -1,8 +1,9 @@
 """Versioned snapshots of the preference pairs (every SQL statement of the training data lives here).
 
-A snapshot reads the answer log and the feedback standing now (each user's effective rating; corrections and
-comments not retracted), builds pairs with `training.pairs`, and stores them with the ids of exactly the
-answers and feedback that went in. Snapshots are never changed afterwards: a model names the one it used.
+A snapshot reads the answer log and the feedback standing now (each user's effective rating; corrections their
+author confirmed and, where the review rule asks, a reviewer approved; comments; nothing retracted), builds pairs
+with `training.pairs`, and stores them with the ids of exactly the answers and feedback that went in. Snapshots
+are never changed afterwards: a model names the one it used.
 """
 
 from __future__ import annotations
@@ -34,34 +35,45 @@ log = logging.getLogger(__name__)
 
 SNAPSHOT_LOCK = 72_650_101  # pg_advisory_xact_lock key: one snapshot build at a time
 
-# Every logged answer to a prompt that some answer to it got a rating or correction on. Sources without their
-# text (the prompt holds it, the pairs need only their numbers), save on answers with a correction: a correction
-# that quotes or paraphrases a source cites it.
-_ANSWERS = """
+# Corrections training may use: confirmed by their author, and approved by a reviewer where the review rule asks
+# for one (migration 0005's view `correction_status`).
+_ACCEPTED = "SELECT id FROM correction_status WHERE status = 'accepted' AND retracted_at IS NULL"
+# Every logged answer to a prompt that some answer to it got a rating or accepted correction on. Sources without
+# their text (the prompt holds it, the pairs need only their numbers), save on answers with a correction: a
+# correction that quotes or paraphrases a source cites it.
+_ANSWERS = f"""
 SELECT id, prompt_messages,
-    CASE WHEN EXISTS (SELECT 1 FROM feedback f WHERE f.interaction_id = interactions.id AND f.kind = 'correction'
-        AND f.retracted_at IS NULL) THEN sources
+    CASE WHEN EXISTS (SELECT 1 FROM feedback f WHERE f.interaction_id = interactions.id AND f.id IN ({_ACCEPTED}))
+    THEN sources
     ELSE (SELECT coalesce(jsonb_agg(s - 'text' ORDER BY n), '[]')
           FROM jsonb_array_elements(sources) WITH ORDINALITY e(s, n)) END,
     answer, cited, status
 FROM interactions
 WHERE md5(prompt_messages::text) IN (
     SELECT md5(i.prompt_messages::text) FROM interactions i
-    WHERE EXISTS (SELECT 1 FROM feedback f WHERE f.interaction_id = i.id AND f.kind IN ('rating', 'correction')
-        AND f.retracted_at IS NULL))
+    WHERE EXISTS (SELECT 1 FROM feedback f WHERE f.interaction_id = i.id AND f.retracted_at IS NULL
+        AND (f.kind = 'rating' OR f.id IN ({_ACCEPTED}))))
 ORDER BY id
 """
-# Each user's standing vote (with the id of the row that holds it), then corrections and comments.
-_FEEDBACK = """
+# Each user's standing vote (with the id of the row that holds it), then accepted corrections, then comments.
+_FEEDBACK = f"""
 SELECT f.id, f.interaction_id, f.user_id, f.kind, f.value, f.text, f.source_n
 FROM effective_ratings r
 JOIN feedback f ON f.kind = 'rating' AND (f.interaction_id, f.user_id, f.via) = (r.interaction_id, r.user_id, r.via)
 WHERE r.interaction_id = ANY(%(ids)s::bigint[])
 UNION ALL
 SELECT id, interaction_id, user_id, kind, value, text, source_n FROM feedback
-WHERE kind IN ('correction', 'comment') AND retracted_at IS NULL AND interaction_id = ANY(%(ids)s::bigint[])
+WHERE retracted_at IS NULL AND interaction_id = ANY(%(ids)s::bigint[])
+    AND (kind = 'comment' OR id IN ({_ACCEPTED}))
 ORDER BY id
 """
+# Corrections left out, by why: the snapshot's stats say how many wait for their author or a reviewer.
+_WITHHELD = """
+SELECT count(*) FILTER (WHERE status = 'unconfirmed'), count(*) FILTER (WHERE status = 'pending'),
+    count(*) FILTER (WHERE status = 'rejected')
+FROM correction_status WHERE retracted_at IS NULL
+"""
+WITHHELD_STATS = ("corrections_unconfirmed", "corrections_awaiting_review", "corrections_rejected")
 # Snapshots past the newest `keep` go, except those an adapter was trained on (what it learnt from stays known).
 _PRUNE = """
 DELETE FROM datasets
@@ -114,6 +126,8 @@ async def build_snapshot(
         cur = await conn.execute(_FEEDBACK, {"ids": [a.interaction_id for a in answers]})
         feedback = [FeedbackItem(*row) for row in await cur.fetchall()]
         built = build_pairs(answers, feedback, max_distractors)
+        cur = await conn.execute(_WITHHELD)
+        stats = {**built.stats, **dict(zip(WITHHELD_STATS, await cur.fetchone() or (0, 0, 0), strict=True))}
 
         # "new" counts against what the last training run saw, so slow feedback still adds up to a run
         cur = await conn.execute(
@@ -132,7 +146,7 @@ async def build_snapshot(
         if previous_id is not None:
             cur = await conn.execute(_NEW_PAIRS, {"new": dataset_id, "old": previous_id})
             (new_pairs,) = await cur.fetchone()  # type: ignore[misc]
-        counts = {"splits": splits, "stats": built.stats, "new_pairs": new_pairs, "previous_id": previous_id}
+        counts = {"splits": splits, "stats": stats, "new_pairs": new_pairs, "previous_id": previous_id}
         await conn.execute("UPDATE datasets SET counts = %s WHERE id = %s", (Jsonb(counts), dataset_id))
     return DatasetSnapshot(dataset_id, created_at, settings, **counts)
 

@@ -1,5 +1,10 @@
 """Listeners for feedback on answers: reactions, thread replies (and their edits/deletions), the feedback
-buttons, and the correction modal. Everything is stored against the logged answer it is about."""
+buttons, and the correction modal. Everything is stored against the logged answer it is about.
+
+A reply that reads as a correction counts only once its author says so: the bot asks them at once, in an ephemeral
+message with two buttons (CONFIRM_CORRECTION_ACTION, DECLINE_CORRECTION_ACTION, value: the feedback id). The
+correction form is explicit: confirmed as it is sent. Either may then wait for a reviewer (bot/feedback.py's rule).
+"""
 
 from __future__ import annotations
 
@@ -7,19 +12,32 @@ import json
 import logging
 from typing import Any
 
-from slack_bolt.async_app import AsyncAck, AsyncApp
+import aiohttp
+from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.feedback import classify_reply, rating_value
-from bot.render import CORRECTION_ACTION, FEEDBACK_ACTION
+from bot.feedback import classify_reply, describe_reasons, rating_value, review_reasons
+from bot.feedback_store import FeedbackStore
+from bot.render import (
+    CONFIRM_CORRECTION_ACTION,
+    CONFIRM_QUESTION,
+    CORRECTION_ACTION,
+    DECLINE_CORRECTION_ACTION,
+    FEEDBACK_ACTION,
+    confirm_correction_blocks,
+)
 from bot.services import BotServices
 
 log = logging.getLogger(__name__)
 CORRECTION_VIEW = "correction_modal"
 NO_SOURCE = "0"
 THANKS = {
-    "correction": "Thanks for the correction! It is saved with this answer and will be used in the next training run.",
+    "accepted": "Thanks for the correction! It is saved with this answer and will be used in the next training run.",
+    "pending": "Thanks for the correction! It is saved with this answer. A reviewer checks it before the next "
+    "training run uses it: {reasons}.",
+    "comment": "Kept as a comment: it stays with the answer for people to read, and is not used for training.",
+    "not_yours": "Only the person who wrote this reply can say what it is.",
     "rating": "Thanks for the feedback! It will be used in the next training run.",
 }
 
@@ -50,10 +68,17 @@ def register(app: AsyncApp, services: BotServices) -> None:
         await rate(event, body, retract=True)
 
     @app.event({"type": "message", "subtype": "message_changed"})
-    async def on_edit(event: dict[str, Any]) -> None:
+    async def on_edit(event: dict[str, Any], client: AsyncWebClient) -> None:
+        """An edit: a reply its author has not confirmed yet is read again (and its author asked if it now reads
+        as a correction); the review reasons always follow the text."""
         message = event.get("message", {})
         text = message.get("text", "")
-        await store.edit_reply(event["channel"], message.get("ts", ""), classify_reply(text), text, event.get("event_ts"))
+        reasons = review_reasons(text, await services.wiki_hosts())
+        edited = await store.edit_reply(
+            event["channel"], message.get("ts", ""), classify_reply(text), text, event.get("event_ts"), reasons
+        )
+        if edited and not edited.confirmed and edited.kind == "correction" and edited.previous_kind == "comment":
+            await ask_author(client, edited.user_id, event["channel"], message.get("thread_ts"), edited.id)
 
     @app.event({"type": "message", "subtype": "message_deleted"})
     async def on_delete(event: dict[str, Any]) -> None:
@@ -80,6 +105,18 @@ def register(app: AsyncApp, services: BotServices) -> None:
         metadata = {"interaction_id": interaction, **message_location(body)}
         await client.views_open(trigger_id=body["trigger_id"], view=correction_view(sources, metadata))
 
+    @app.action(CONFIRM_CORRECTION_ACTION)
+    async def on_confirmed(ack: AsyncAck, body: dict[str, Any], action: dict[str, Any],
+                           respond: AsyncRespond | None) -> None:
+        await ack()
+        await settle_reply(services, body, action, "correction", respond)
+
+    @app.action(DECLINE_CORRECTION_ACTION)
+    async def on_declined(ack: AsyncAck, body: dict[str, Any], action: dict[str, Any],
+                          respond: AsyncRespond | None) -> None:
+        await ack()
+        await settle_reply(services, body, action, "comment", respond)
+
     @app.view(CORRECTION_VIEW)
     async def on_correction_submitted(ack: AsyncAck, body: dict[str, Any], view: dict[str, Any],
                                       client: AsyncWebClient) -> None:
@@ -93,9 +130,11 @@ def register(app: AsyncApp, services: BotServices) -> None:
         chosen = (values["source"]["choice"].get("selected_option") or {}).get("value", NO_SOURCE)
         source_n = int(chosen) if chosen != NO_SOURCE else None
         user = body["user"]["id"]
-        await store.save_modal_correction(metadata["interaction_id"], user, text, source_n)
+        reasons = review_reasons(text, await services.wiki_hosts())
+        feedback_id = await store.save_modal_correction(metadata["interaction_id"], user, text, source_n, reasons)
         services.metrics.feedback.labels("correction").inc()
-        await thank(client, user, metadata.get("channel"), metadata.get("thread_ts"), THANKS["correction"])
+        thanks = await correction_thanks(store, feedback_id)
+        await thank(client, user, metadata.get("channel"), metadata.get("thread_ts"), thanks)
 
 
 async def record_reply(event: dict[str, Any], body: dict[str, Any], client: AsyncWebClient,
@@ -108,14 +147,62 @@ async def record_reply(event: dict[str, Any], body: dict[str, Any], client: Asyn
         return
     text = event.get("text", "")
     kind = classify_reply(text)
-    await store.save_reply(interaction, event["user"], kind, text, channel, ts, event.get("event_ts") or ts)
+    reasons = review_reasons(text, await services.wiki_hosts())
+    feedback_id = await store.save_reply(
+        interaction, event["user"], kind, text, channel, ts, event.get("event_ts") or ts, reasons
+    )
+    if feedback_id is None:
+        return  # the same reply delivered again
     services.metrics.feedback.labels(kind).inc()
     try:
         await client.reactions_add(channel=channel, timestamp=ts, name=services.settings.feedback_ack_reaction)
     except SlackApiError as exc:
         log.info("could not acknowledge feedback: %s", exc.response.get("error"))
     if kind == "correction":
-        await thank(client, event["user"], channel, event["thread_ts"], THANKS["correction"])
+        await ask_author(client, event["user"], channel, event["thread_ts"], feedback_id)
+
+
+async def ask_author(client: AsyncWebClient, user: str, channel: str, thread_ts: str | None, feedback_id: int) -> None:
+    """Ask the author of a reply that reads as a correction whether it is one (an ephemeral with two buttons)."""
+    try:
+        await client.chat_postEphemeral(channel=channel, user=user, thread_ts=thread_ts, text=CONFIRM_QUESTION,
+                                        blocks=confirm_correction_blocks(feedback_id))
+    except SlackApiError as exc:
+        log.warning("could not ask %s to confirm correction %d: %s", user, feedback_id, exc.response.get("error"))
+
+
+async def settle_reply(services: BotServices, body: dict[str, Any], action: dict[str, Any], kind: str,
+                       respond: AsyncRespond | None) -> None:
+    """The author's answer to "Use this as a correction?": record it, and say what happens now in its place."""
+    value = str(action.get("value", ""))
+    if not value.isdigit():
+        return
+    feedback_id, user = int(value), body["user"]["id"]
+    if not await services.feedback.confirm_reply(feedback_id, user, kind):
+        log.info("%s cannot confirm feedback %d: not their reply, or deleted", user, feedback_id)
+        await replace_ephemeral(respond, THANKS["not_yours"])
+        return
+    services.metrics.feedback.labels(f"{kind}_confirmed").inc()
+    text = await correction_thanks(services.feedback, feedback_id) if kind == "correction" else THANKS["comment"]
+    await replace_ephemeral(respond, text)
+
+
+async def correction_thanks(store: FeedbackStore, feedback_id: int) -> str:
+    """What the author of a confirmed correction is told: used in the next run, or first seen by a reviewer and why."""
+    status = await store.correction_status(feedback_id)
+    if status is not None and status.status == "pending":
+        return THANKS["pending"].format(reasons=describe_reasons(status.reasons))
+    return THANKS["accepted"]
+
+
+async def replace_ephemeral(respond: AsyncRespond | None, text: str) -> None:
+    """Replace the message a button was clicked on (through its response_url); never fatal."""
+    if respond is None:
+        return
+    try:
+        await respond(text=text, replace_original=True)
+    except (aiohttp.ClientError, TimeoutError) as exc:
+        log.info("could not answer through the response_url: %s", exc)
 
 
 def message_location(body: dict[str, Any]) -> dict[str, str | None]:

@@ -10,7 +10,7 @@ import pytest
 
 from bot.cli import main
 from bot.listeners.feedback import CORRECTION_VIEW
-from bot.render import CORRECTION_ACTION, FEEDBACK_ACTION
+from bot.render import CONFIRM_QUESTION, CORRECTION_ACTION, FEEDBACK_ACTION
 from tests.support import slack_events as ev
 from tests.support.bot_harness import SIGNING_SECRET, RunningBot
 
@@ -85,7 +85,7 @@ async def test_thread_correction_is_stored_acknowledged_edited_and_deleted(bot: 
     assert row["text"].startswith("Wrong: it is 12")
     ack = bot.slack.calls_to("reactions.add")[-1].params
     assert (ack["name"], ack["timestamp"]) == ("memo", reply["ts"])
-    assert "next training run" in bot.slack.calls_to("chat.postEphemeral")[-1].params["text"]
+    assert bot.slack.calls_to("chat.postEphemeral")[-1].params["text"] == CONFIRM_QUESTION, "its author is asked"
     assert len(await bot.interactions()) == 1, "a correction is not answered as a question"
 
     await bot.post(ev.message_changed("C1", reply["ts"], "Wrong: it is 10 sick days.", "U5", thread_ts=question["ts"]))

@@ -46,6 +46,7 @@ async def test_feedback_trains_an_adapter_that_serves_the_next_answer(
             fact = right["text"].split("\n")[0][:120]
             correction = f"Wrong, it is: {fact} [{right['n']}]"
             await bot.post(ev.channel_message("U2", "C1", correction, thread_ts=question["ts"]))
+            await bot.confirm_correction("U2", question["ts"])  # its author says Yes when asked
             await bot.post(ev.reaction_added("U3", "-1", "C1", row["answer_ts"]))
         await asyncio.sleep(0.5)
 

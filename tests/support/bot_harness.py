@@ -5,13 +5,14 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.app import build_app
+from bot.render import CONFIRM_CORRECTION_ACTION, DECLINE_CORRECTION_ACTION
 from bot.server import web_app
 from bot.services import BotServices
 from retrieval.config import Settings
@@ -39,6 +40,40 @@ class RunningBot:
     url: str
     services: BotServices
     slack: FakeSlackAPI
+    _answered: set[str] = field(default_factory=set)  # confirmation questions already answered
+
+    @property
+    def response_url(self) -> str:
+        """A response_url that reaches the Slack double (recorded as the call "/actions/response")."""
+        return self.slack.base_url.removesuffix("/api/") + "/actions/response"
+
+    async def confirm_correction(self, user: str, thread_ts: str, yes: bool = True, timeout: float = 10) -> int:
+        """Click Yes (or "No, just a comment") on the "Use this as a correction of the answer?" question the bot
+        put to `user` in the thread `thread_ts`, as Slack sends it: a signed block_actions payload from `user` on
+        an ephemeral message. Waits for the question (it is asked after the ack); returns the feedback id."""
+        async with asyncio.timeout(timeout):
+            while (asked := self._question_to(user, thread_ts)) is None:
+                await asyncio.sleep(0.05)
+        value, channel = asked
+        self._answered.add(value)
+        action = CONFIRM_CORRECTION_ACTION if yes else DECLINE_CORRECTION_ACTION
+        payload = ev.block_actions(user, action, value, channel=channel, ephemeral=True,
+                                   message={"ts": ev.new_ts(), "thread_ts": thread_ts}, response_url=self.response_url)
+        await ev.async_post_action(self.url, payload, SIGNING_SECRET)
+        return int(value)
+
+    def _question_to(self, user: str, thread_ts: str) -> tuple[str, str] | None:
+        """(feedback id, channel) of the newest unanswered confirmation question to `user` in a thread."""
+        for call in reversed(self.slack.calls_to("chat.postEphemeral")):
+            p = call.params
+            if p.get("user") != user or p.get("thread_ts") != thread_ts:
+                continue
+            for block in p.get("blocks") or []:
+                for element in block.get("elements", []):
+                    value = str(element.get("value"))
+                    if element.get("action_id") == CONFIRM_CORRECTION_ACTION and value not in self._answered:
+                        return value, str(p["channel"])
+        return None
 
     async def post(self, event: dict[str, Any], **kw: Any) -> ev.Response:
         return await ev.async_post_event(self.url, ev.event_callback(event), SIGNING_SECRET, **kw)

@@ -98,7 +98,7 @@ async def log_corrected_answers(db: Database, items: list[SyntheticAnswer]) -> N
             )
             (interaction_id,) = await cur.fetchone()  # type: ignore[misc]
             await conn.execute(
-                "INSERT INTO feedback (interaction_id, user_id, kind, via, text)"
-                " VALUES (%s, 'U1', 'correction', 'modal', %s)",
+                "INSERT INTO feedback (interaction_id, user_id, kind, via, text, confirmed_by, confirmed_at)"
+                " VALUES (%s, 'U1', 'correction', 'modal', %s, 'U1', now())",
                 (interaction_id, item.good),
             )

@@ -160,16 +160,21 @@ def block_actions(
     block_id: str = "b1",
     response_url: str = "https://hooks.slack.com/actions/T1/1/x",
     team_id: str = TEAM_ID,
+    ephemeral: bool = False,
     **action_fields: Any,
 ) -> Json:
-    """``block_actions`` for a button (other elements via ``action_fields``) on ``message`` (default: a bot message)."""
+    """``block_actions`` for a button (other elements via ``action_fields``) on ``message`` (default: a bot message).
+
+    ``ephemeral``: the button is on a message only ``user`` sees; Slack then sends no ``message``, only where it was.
+    """
     message = message or {"type": "message", "user": BOT_USER_ID, "bot_id": BOT_ID, "text": "", "ts": new_ts()}
-    container: Json = {"type": "message", "message_ts": message["ts"], "channel_id": channel, "is_ephemeral": False}
+    container: Json = {"type": "message", "message_ts": message["ts"], "channel_id": channel, "is_ephemeral": ephemeral}
     container |= {"thread_ts": message["thread_ts"]} if "thread_ts" in message else {}
     action: Json = {"type": "button", "action_id": action_id, "block_id": block_id, "action_ts": new_ts()}
     action |= {"text": {"type": "plain_text", "text": "Button", "emoji": True}} | ({"value": value} if value else {})
     action |= action_fields
-    body = _interaction("block_actions", user, team_id) | {"container": container, "message": message}
+    body = _interaction("block_actions", user, team_id) | {"container": container}
+    body |= {} if ephemeral else {"message": message}
     body |= {"channel": {"id": channel, "name": "general"}, "state": {"values": {}}, "response_url": response_url}
     return body | {"actions": [action]}
 

@@ -18,7 +18,8 @@ from retrieval.config import Settings
 from retrieval.db import Database
 from training import cli
 from training.datasets import (
-    DatasetNotFound, DatasetSnapshot, build_snapshot, export_jsonl, latest_snapshot, load_pairs, prune_snapshots,
+    WITHHELD_STATS, DatasetNotFound, DatasetSnapshot, build_snapshot, export_jsonl, latest_snapshot, load_pairs,
+    prune_snapshots,
 )
 from training.pairs import STATS
 
@@ -59,18 +60,33 @@ async def ask(
         return (await cur.fetchone())[0]
 
 
-async def give(db: Database, interaction_id: int, user: str, kind: str, **values: Any) -> int:
-    """Record feedback the way the feedback listeners do; return its id."""
-    row = {"via": "reply", "value": None, "text": None, "source_n": None, "message_ts": None, "event_ts": None}
+async def give(
+    db: Database, interaction_id: int, user: str, kind: str, confirmed: bool = True, **values: Any
+) -> int:
+    """Record feedback the way the feedback listeners do (a correction confirmed by its author unless told);
+    return its id."""
+    row = {"via": "reply", "value": None, "text": None, "source_n": None, "message_ts": None, "event_ts": None,
+           "review_reasons": []}  # fmt: skip
     row |= values | {"interaction_id": interaction_id, "user_id": user, "kind": kind}
+    row["confirmed_by"] = user if confirmed and kind == "correction" else None
     async with db.connection() as conn:
         cur = await conn.execute(
             "INSERT INTO feedback (interaction_id, user_id, kind, via, value, text, source_n, channel_id,"
-            " message_ts, event_ts) VALUES (%(interaction_id)s, %(user_id)s, %(kind)s, %(via)s, %(value)s,"
-            " %(text)s, %(source_n)s, 'C1', %(message_ts)s, %(event_ts)s) RETURNING id",
+            " message_ts, event_ts, review_reasons, confirmed_by, confirmed_at) VALUES (%(interaction_id)s,"
+            " %(user_id)s, %(kind)s, %(via)s, %(value)s, %(text)s, %(source_n)s, 'C1', %(message_ts)s, %(event_ts)s,"
+            " %(review_reasons)s, %(confirmed_by)s, CASE WHEN %(confirmed_by)s::text IS NOT NULL THEN now() END)"
+            " RETURNING id",
             row,
         )
         return (await cur.fetchone())[0]
+
+
+async def review(db: Database, feedback_id: int, verdict: str) -> None:
+    async with db.connection() as conn:
+        await conn.execute(
+            "UPDATE feedback SET review_verdict = %s, reviewed_by = 'UREVIEW', reviewed_at = now() WHERE id = %s",
+            (verdict, feedback_id),
+        )
 
 
 async def test_export_before_any_snapshot_says_to_build_one(db: Database, settings: Settings, parser, tmp_path):
@@ -158,6 +174,30 @@ async def test_retracted_ratings_and_deleted_corrections_are_not_used(db: Databa
         )
         assert (await cur.fetchone())[0] == 0
     assert answered not in interaction_ids and rating not in feedback_ids and fix not in feedback_ids
+
+
+async def test_only_confirmed_corrections_and_reviewed_ones_that_needed_it_are_used(db: Database):
+    before = await build_snapshot(db, heldout_fraction=0.5)
+    fixes = {}
+    for name in ("unconfirmed", "confirmed", "linked", "approved", "rejected", "liked_by_others", "liked_by_self"):
+        answered = await ask(db, f"Which form for {name}?", f"Form A for {name} [1].", [1])
+        if name.startswith("liked"):
+            await give(db, answered, "U2", "rating", value=1, via="reaction:+1", event_ts=1)
+        if name == "liked_by_others":
+            await give(db, answered, "U3", "rating", value=1, via="reaction:+1", event_ts=1)
+        reasons = ["external_link"] if name in ("linked", "approved", "rejected") else []
+        fixes[name] = await give(db, answered, "U2", "correction", confirmed=name != "unconfirmed",
+                                 text=f"Form B for {name}, see Page 2.", review_reasons=reasons)
+    await review(db, fixes["approved"], "approved")
+    await review(db, fixes["rejected"], "rejected")
+
+    after = await build_snapshot(db, heldout_fraction=0.5)
+    async with db.connection() as conn:
+        cur = await conn.execute("SELECT feedback_ids FROM datasets WHERE id = %s", (after.id,))
+        (used,) = await cur.fetchone()
+    assert {name for name, fix in fixes.items() if fix in used} == {"confirmed", "approved", "liked_by_self"}
+    withheld = {key: after.stats[key] - before.stats[key] for key in WITHHELD_STATS}
+    assert withheld == {"corrections_unconfirmed": 1, "corrections_awaiting_review": 2, "corrections_rejected": 1}
 
 
 async def test_the_cli_builds_and_exports_trl_jsonl(db: Database, settings: Settings, parser, tmp_path, capsys):
