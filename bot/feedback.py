@@ -7,13 +7,13 @@ The review rule: a correction its author confirmed enters training at once unles
   password);
 - `contradicts_votes`: someone else's standing 👍 is on the answer it corrects (checked again at every snapshot);
 - `given_before_review`: it came from the correction form before corrections were reviewed (migration 0005).
-Then it waits for a reviewer (WIKIBOT_REVIEWERS) to approve it in the App Home.
+Then it waits for a reviewer (WIKIBOT_REVIEWERS) to approve it in the App Home (`reviews` says who may).
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 
 from bot.links import external_links
 
@@ -76,3 +76,14 @@ def review_reasons(text: str, wiki_hosts: Collection[str]) -> list[str]:
 
 def describe_reasons(reasons: Sequence[str]) -> str:
     return "; ".join(REVIEW_REASONS.get(r, r) for r in reasons)
+
+
+def reviews(user: str, channel: str | None, spaces: Collection[str], reviewers: Mapping[str, Sequence[str]]) -> bool:
+    """Whether WIKIBOT_REVIEWERS makes `user` a reviewer of corrections of an answer in `channel` drawn from
+    `spaces`: as a reviewer of everything ("*"), of that channel, or of one of those wiki spaces."""
+    scopes = ["*", *([channel] if channel else []), *spaces]
+    return any(user in reviewers.get(scope, ()) for scope in scopes)
+
+
+def is_reviewer(user: str, reviewers: Mapping[str, Sequence[str]]) -> bool:
+    return any(user in users for users in reviewers.values())

@@ -10,6 +10,7 @@ from psycopg.rows import dict_row
 
 from retrieval.db import Database
 
+REVIEW_QUEUE_LIMIT = 500  # corrections read per App Home view; a reviewer sees the oldest first
 _NEWER = "(feedback.event_ts IS NULL OR EXCLUDED.event_ts IS NULL OR EXCLUDED.event_ts >= feedback.event_ts)"
 
 
@@ -133,6 +134,34 @@ class FeedbackStore:
             cur = await conn.execute("SELECT status, reasons FROM correction_status WHERE id = %s", (feedback_id,))
             row = await cur.fetchone()
         return CorrectionStatus(*row) if row else None
+
+    async def corrections_to_review(self, feedback_id: int | None = None) -> list[dict[str, Any]]:
+        """Confirmed corrections that wait for a reviewer (oldest first; or just `feedback_id` if it waits), with
+        the question, the answer, where it was asked and which spaces its sources came from."""
+        async with self.db.connection() as conn:
+            cur = conn.cursor(row_factory=dict_row)
+            await cur.execute(
+                "SELECT f.id, f.user_id, f.via, f.text, f.source_n, f.confirmed_by, f.created_at, c.reasons,"
+                " i.channel_id, i.question, i.answer,"
+                " (SELECT coalesce(jsonb_agg(jsonb_build_object('n', s->'n', 'title', s->'title',"
+                "  'section', s->'section')), '[]') FROM jsonb_array_elements(i.sources) s) AS sources,"
+                " ARRAY(SELECT DISTINCT s->>'space' FROM jsonb_array_elements(i.sources) s) AS spaces"
+                " FROM correction_status c JOIN feedback f ON f.id = c.id JOIN interactions i ON i.id = f.interaction_id"
+                " WHERE c.status = 'pending' AND c.retracted_at IS NULL AND (%(id)s::bigint IS NULL OR f.id = %(id)s)"
+                " ORDER BY f.created_at, f.id LIMIT %(limit)s",
+                {"id": feedback_id, "limit": REVIEW_QUEUE_LIMIT},
+            )
+            return await cur.fetchall()
+
+    async def review(self, feedback_id: int, reviewer: str, verdict: str) -> bool:
+        """A reviewer approves or rejects a correction that waits for one; False if it no longer waits."""
+        async with self.db.connection() as conn:
+            cur = await conn.execute(
+                "UPDATE feedback SET review_verdict = %s, reviewed_by = %s, reviewed_at = now(), updated_at = now()"
+                " WHERE id = %s AND id IN (SELECT id FROM correction_status WHERE status = 'pending')",
+                (verdict, reviewer, feedback_id),
+            )
+            return cur.rowcount == 1
 
     async def retract_reply(self, channel: str, message_ts: str) -> bool:
         async with self.db.connection() as conn:

@@ -1,4 +1,5 @@
-"""The App Home tab for the people who own the bot: usage, feedback, and how each adapter did (pure)."""
+"""The App Home tab for the people who own the bot: usage, feedback, and how each adapter did; for reviewers,
+the corrections that wait for them (pure)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from bot.feedback import describe_reasons
+from bot.links import unlink_external
+from bot.render import escape
+
 BAR_WIDTH = 20
+APPROVE_CORRECTION_ACTION = "approve_correction"  # value: the feedback id
+REJECT_CORRECTION_ACTION = "reject_correction"
+REVIEWS_SHOWN = 10  # corrections listed at once (3 blocks each; a view holds 100 blocks)
 
 
 @dataclass
@@ -85,3 +93,51 @@ def home_view(stats: HomeStats, is_admin: bool) -> dict[str, Any]:
             {"type": "section", "text": {"type": "mrkdwn", "text": "\n".join(lines)}},
         ]
     return {"type": "home", "blocks": blocks}
+
+
+def _shown(text: str | None, limit: int) -> str:
+    """People's or the model's text in a reviewer's view: cut, escaped, no link (a reviewer reads, never clicks)."""
+    text = text or ""
+    return unlink_external(escape(text if len(text) <= limit else text[: limit - 1] + "…"), ())
+
+
+def review_blocks(pending: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The reviewer's section: each correction that waits (what it says, which source its author says is right,
+    who confirmed it, why it needs a review) with Approve / Reject buttons."""
+    blocks: list[dict[str, Any]] = [
+        {"type": "divider"},
+        {"type": "header", "text": {"type": "plain_text", "text": "Corrections to review"}},
+    ]
+    if not pending:
+        text = "No correction waits for your review."
+        return blocks + [{"type": "section", "text": {"type": "mrkdwn", "text": text}}]
+    note = ("Their authors confirmed them; training uses one only once you approve it. Links are shown as text: "
+            "check where they go before you approve.")
+    blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": note}]})
+    for c in pending[:REVIEWS_SHOWN]:
+        where = "the correction form" if c["via"] == "modal" else "a thread reply"
+        source = next((s for s in c["sources"] if s.get("n") == c["source_n"]), None)
+        lines = [
+            f"<@{c['user_id']}> on _{_shown(c['question'], 150)}_ ({where}, confirmed by <@{c['confirmed_by']}>)",
+            f"*Answer:* {_shown(c['answer'], 300)}",
+            f"*Correction:* {_shown(c['text'], 1500)}",
+            *([f"*Right source, they say:* [{source['n']}] {_shown(source.get('title'), 150)}"] if source else []),
+            f"*Why a review:* {describe_reasons(c['reasons'])}",
+        ]
+        value = str(c["id"])
+        blocks += [
+            {"type": "section", "text": {"type": "mrkdwn", "text": "\n".join(lines), "verbatim": True}},
+            {
+                "type": "actions",
+                "elements": [
+                    {"type": "button", "action_id": APPROVE_CORRECTION_ACTION, "style": "primary", "value": value,
+                     "text": {"type": "plain_text", "text": "Approve for training"}},
+                    {"type": "button", "action_id": REJECT_CORRECTION_ACTION, "style": "danger", "value": value,
+                     "text": {"type": "plain_text", "text": "Reject"}},
+                ],
+            },
+        ]
+    if len(pending) > REVIEWS_SHOWN:
+        more = f"{len(pending) - REVIEWS_SHOWN} more wait after these."
+        blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": more}]})
+    return blocks

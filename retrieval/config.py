@@ -160,6 +160,15 @@ class Settings(BaseSettings):
         description="Slack user ids who see usage, feedback and training charts in the App Home; empty: everyone.",
     )
     company_name: str = Field(default="the company", description="Name used in the bot's instructions.")
+    reviewers: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description='Slack user ids who approve or reject, in their App Home, the corrections the review rule holds '
+        'back (links outside the wiki, instructions to the bot, answers others rated up), per scope: {"*": '
+        '["U0ADMIN"], "C0123": ["U0456"], "hr": ["U0789"]}: "*" reviews all, a channel id the corrections of '
+        "answers in that channel, a wiki space those of answers drawn from its pages. A reviewer sees only "
+        "conversations they are a member of, and never their own corrections. Empty: no one, so held-back "
+        "corrections are never used.",
+    )
 
     # --- feedback ----------------------------------------------------------------------------------
     positive_reactions: list[str] = Field(

@@ -1,4 +1,7 @@
-from bot.home import HomeStats, accuracy_chart, home_view
+from bot.home import (
+    APPROVE_CORRECTION_ACTION, REJECT_CORRECTION_ACTION, REVIEWS_SHOWN, HomeStats, accuracy_chart, home_view,
+    review_blocks,
+)
 
 
 def test_empty_history_renders_with_a_plain_note():
@@ -28,3 +31,22 @@ def test_busy_history_shows_rates_chart_and_corrections():
 def test_people_who_do_not_own_the_bot_see_how_to_use_it():
     blocks = home_view(HomeStats(answers_7d=5), is_admin=False)["blocks"]
     assert len(blocks) == 2 and "mention me" in blocks[1]["text"]["text"]
+
+
+def test_reviewers_see_what_a_correction_says_who_confirmed_it_and_why_it_waits_with_no_live_link():
+    waiting = {"id": 7, "user_id": "U5", "via": "reply", "confirmed_by": "U5", "question": "bereavement leave?",
+               "answer": "Five days [1].", "text": "Use <https://hr-portal.evil.example/login|HR portal>, see [2]",
+               "source_n": 2, "sources": [{"n": 1, "title": "Leave"}, {"n": 2, "title": "Bereavement"}],
+               "reasons": ["external_link", "contradicts_votes"]}
+    section, actions = review_blocks([waiting])[3:5]
+    text = section["text"]["text"]
+    assert section["text"]["verbatim"] is True
+    assert "<@U5> on _bereavement leave?_ (a thread reply, confirmed by <@U5>)" in text
+    assert "*Correction:* Use &lt;hr-portal.evil[.]example/login|HR portal&gt;, see [2]" in text
+    assert "*Right source, they say:* [2] Bereavement" in text
+    assert "*Why a review:* it links outside the wiki; others rated the answer it corrects as helpful" in text
+    assert [(b["action_id"], b["value"]) for b in actions["elements"]] == [
+        (APPROVE_CORRECTION_ACTION, "7"), (REJECT_CORRECTION_ACTION, "7")]
+    many = review_blocks([waiting | {"id": i} for i in range(REVIEWS_SHOWN + 3)])
+    assert len(many) < 100 and many[-1]["elements"][0]["text"] == "3 more wait after these."
+    assert review_blocks([])[-1]["text"]["text"] == "No correction waits for your review."

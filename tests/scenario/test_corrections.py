@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from bot.home import APPROVE_CORRECTION_ACTION, REJECT_CORRECTION_ACTION
 from bot.listeners.feedback import CORRECTION_VIEW, THANKS
 from bot.render import CONFIRM_CORRECTION_ACTION, CONFIRM_QUESTION, CORRECTION_ACTION
 from retrieval.config import Settings
@@ -181,3 +182,65 @@ async def test_an_edit_puts_a_confirmed_correction_back_before_a_reviewer_when_i
         while (await bot.services.feedback.correction_status(feedback_id)).status != "pending":
             await asyncio.sleep(0.05)
     assert await used_in_training(bot) == set()
+
+
+def reviews_section(view: dict[str, Any]) -> str:
+    """The reviewers' section of an App Home view, as text ("" when it has none)."""
+    blocks = view["blocks"]
+    start = next((i for i, b in enumerate(blocks) if b.get("text", {}).get("text") == "Corrections to review"), None)
+    return "" if start is None else "\n".join(str(b) for b in blocks[start:])
+
+
+async def open_home(bot: RunningBot, user: str) -> str:
+    """Open `user`'s App Home; the text of the reviewers' section published for them ("" when none)."""
+    before = len(bot.slack.calls_to("views.publish"))
+    await bot.post({"type": "app_home_opened", "user": user, "channel": "D1", "tab": "home", "event_ts": ev.new_ts()})
+    published = (await bot.slack.async_wait_for("views.publish", before + 1))[-1].params
+    assert published["user_id"] == user
+    return reviews_section(published["view"])
+
+
+async def test_reviewers_approve_or_reject_held_back_corrections_in_their_app_home(
+    wiki: WikiIndex, settings: Settings, slack: FakeSlackAPI, embedder: Embedder
+):
+    reviewers = {"*": ["UREV", "UAWAY"], "C2": ["UCHAN"], "hr": ["USPACE"]}
+    slack.set_members("C1", ["U1", "U2", "UEVIL", "UREV", "USPACE", "UCHAN"])  # UAWAY is not in C1
+    async with scripted_llm(ANSWER) as llm_url:
+        configured = slack_settings(settings, slack, llm_base_url=llm_url, reviewers=reviewers)
+        async with running_bot(configured, slack, embedder) as bot:
+            question, answer = await ask(bot)
+            await bot.post(ev.reaction_added("U2", "+1", "C1", answer["answer_ts"]))
+            await bot.post(ev.channel_message("UEVIL", "C1", POISON, thread_ts=question["ts"]))
+            poisoned = await bot.confirm_correction("UEVIL", question["ts"])
+            await bot.post(ev.channel_message("UREV", "C1", "Wrong, it is 3 days, see https://hr.example.net/leave",
+                                              thread_ts=question["ts"]))
+            own = await bot.confirm_correction("UREV", question["ts"])
+            await answers_through_response_url(bot, 2)
+
+            section = await open_home(bot, "UREV")
+            assert "HR portal" in section and "hr-portal.evil[.]example/login" in section
+            assert "://hr-portal" not in section and "confirmed by <@UEVIL>" in section
+            assert "hr.example[.]net" not in section, "never one's own correction"
+            assert "it links outside the wiki; it reads as instructions to the bot" in section
+            assert "hr-portal" in await open_home(bot, "USPACE"), "a reviewer of the answer's wiki space"
+            assert "No correction waits for your review." in await open_home(bot, "UCHAN"), "another channel's"
+            assert "No correction waits for your review." in await open_home(bot, "UAWAY"), "not in the channel"
+            assert await open_home(bot, "U1") == "", "not a reviewer"
+
+            forged = ev.block_actions("UCHAN", APPROVE_CORRECTION_ACTION, str(poisoned))
+            await ev.async_post_action(bot.url, forged, SIGNING_SECRET)
+            await bot.slack.async_wait_for("views.publish", 6)
+            assert (await bot.services.feedback.correction_status(poisoned)).status == "pending"
+
+            reject = ev.block_actions("UREV", REJECT_CORRECTION_ACTION, str(poisoned))
+            await ev.async_post_action(bot.url, reject, SIGNING_SECRET)
+            approve = ev.block_actions("USPACE", APPROVE_CORRECTION_ACTION, str(own))
+            await ev.async_post_action(bot.url, approve, SIGNING_SECRET)
+            published = await bot.slack.async_wait_for("views.publish", 8)
+            after_rejecting = [c for c in published if c.params["user_id"] == "UREV"][-1]
+            assert "hr-portal" not in reviews_section(after_rejecting.params["view"]), "the decision shows at once"
+            assert (await bot.services.feedback.correction_status(poisoned)).status == "rejected"
+            assert (await bot.services.feedback.correction_status(own)).status == "accepted"
+            assert own in await used_in_training(bot) and poisoned not in await used_in_training(bot)
+            rows = {r["id"]: r for r in await bot.services.feedback.list()}
+            assert (rows[own]["confirmed_by"], rows[own]["reviewed_by"]) == ("UREV", "USPACE")

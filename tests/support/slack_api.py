@@ -54,6 +54,7 @@ class FakeSlackAPI:
         self._posted: list[tuple[str, Json]] = []
         self._deleted: set[tuple[str, str]] = set()
         self._streaming: set[tuple[str, str]] = set()
+        self._channel_members: dict[str, list[str]] = {}  # channel -> member user ids (set_members)
         self._last_us = 0
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
@@ -70,6 +71,7 @@ class FakeSlackAPI:
             "conversations.replies": lambda p: self._listing(p, newest_first=False),
             "conversations.history": lambda p: self._listing(p, newest_first=True),
             "users.info": self._user_info,
+            "conversations.members": self._members,
             "apps.connections.open": self._connections_open,
         }
         self.socket_mode_url: str | None = None  # what apps.connections.open hands out (tests/support/socket_mode.py)
@@ -131,6 +133,11 @@ class FakeSlackAPI:
                 msg = {"type": "message", **m, "thread_ts": m.get("thread_ts", thread_ts)}
                 msg.setdefault("ts", thread_ts if i == 0 else self._next_ts())
                 self._messages[channel].append(msg)
+
+    def set_members(self, channel: str, users: list[str]) -> None:
+        """Who conversations.members lists for ``channel``; a channel never set is unknown (channel_not_found)."""
+        with self._cond:
+            self._channel_members[channel] = list(users)
 
     def posted_messages(self) -> list[PostedMessage]:
         """Bot messages (posted or streamed) in post order, edits applied, deleted ones dropped."""
@@ -232,6 +239,16 @@ class FakeSlackAPI:
         cap = int(p.get("limit") or len(msgs))
         page = [dict(m) for m in msgs[:cap]]
         return {"ok": True, "messages": page, "has_more": len(msgs) > cap, "response_metadata": {"next_cursor": ""}}
+
+    def _members(self, p: Json) -> Json:
+        """conversations.members, in pages of ``limit`` (the cursor is the offset)."""
+        channel = str(p.get("channel"))
+        if channel not in self._channel_members:
+            return {"ok": False, "error": "channel_not_found"}
+        members, start = self._channel_members[channel], int(p.get("cursor") or 0)
+        end = start + int(p.get("limit") or 100)
+        cursor = str(end) if end < len(members) else ""
+        return {"ok": True, "members": members[start:end], "response_metadata": {"next_cursor": cursor}}
 
     def _connections_open(self, p: Json) -> Json:
         if self.socket_mode_url is None:
