@@ -3,30 +3,39 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import logging
 import sys
 import warnings
+from typing import TYPE_CHECKING
 
 from bot import commands as bot_commands
-from bot.app import SlackNotConfigured
-from bot.up import LLMMisconfigured
 from retrieval import cli as retrieval_cli
 from training import cli as training_cli
 from training import commands as training_commands
-from training.default_model import DefaultModelUnavailable, with_default_model
-from training.swap import SwapError
-from retrieval.config import Settings, SettingsInvalid, load_settings, settings_reference
-from retrieval.db import DatabaseError, redact
-from retrieval.ingest.sources import SourceError
-from retrieval.store import EmbeddingModelMismatch
 
-# errors that are the user's to fix: printed as one line, exit status 2
+if TYPE_CHECKING:
+    from retrieval.config import Settings
+
+# Only what a command needs is imported (`wikibot --help` imports no database or model code), so the errors that
+# are the user's to fix are named here by module: printed as one line, exit status 2.
 USER_ERRORS = (
-    SourceError, DatabaseError, EmbeddingModelMismatch, SlackNotConfigured, LLMMisconfigured, SwapError, ValueError,
-    DefaultModelUnavailable,
+    ("builtins", "ValueError"),
+    ("retrieval.ingest.sources", "SourceError"),
+    ("retrieval.db", "DatabaseError"),
+    ("retrieval.store", "EmbeddingModelMismatch"),
+    ("bot.app", "SlackNotConfigured"),
+    ("bot.up", "LLMMisconfigured"),
+    ("training.swap", "SwapError"),
+    ("training.default_model", "DefaultModelUnavailable"),
 )
+
+
+def is_user_error(exc: BaseException) -> bool:
+    """One of USER_ERRORS; a module that was never imported cannot have raised its error."""
+    return any(
+        isinstance(exc, getattr(sys.modules[module], name)) for module, name in USER_ERRORS if module in sys.modules
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -43,6 +52,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 async def config_command(args: argparse.Namespace, settings: Settings) -> int:
+    from retrieval.config import settings_reference
+
     rows = settings_reference()
     if args.markdown:
         print("| Variable | Default | What it does |\n|---|---|---|")
@@ -53,6 +64,12 @@ async def config_command(args: argparse.Namespace, settings: Settings) -> int:
     for row in rows:
         print(f"{row['env']}  (default: {row['default'] or 'unset'})\n    {row['help']}")
     return 0
+
+
+def redact(text: str) -> str:
+    from retrieval.db import redact  # psycopg: imported by every command that logs, not by `--help`
+
+    return redact(text)
 
 
 class RedactingFormatter(logging.Formatter):
@@ -89,6 +106,11 @@ def configure_logging(settings: Settings) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    import asyncio
+
+    from retrieval.config import SettingsInvalid, load_settings
+    from training.default_model import with_default_model
+
     try:
         settings = load_settings()
     except SettingsInvalid as exc:
@@ -100,11 +122,13 @@ def main(argv: list[str] | None = None) -> int:
         settings = with_default_model(settings)
     try:
         return asyncio.run(args.handler(args, settings))
-    except USER_ERRORS as exc:
-        print(f"wikibot: {exc}", file=sys.stderr)
-        return 2
     except KeyboardInterrupt:
         return 130
+    except Exception as exc:
+        if not is_user_error(exc):
+            raise
+        print(f"wikibot: {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

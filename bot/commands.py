@@ -1,23 +1,22 @@
-"""`wikibot serve` and `wikibot ask`."""
+"""`wikibot serve`, `wikibot up`, `wikibot ask` and `wikibot feedback`.
+
+Handlers import what they use when they run: `wikibot --help` and each command pay only for their own imports.
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
 import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from bot.answer import AskContext
-from bot.app import build_app
-from bot.feedback_store import FeedbackStore
-from bot.prompt import Source
-from bot.render import plain_answer
-from bot.server import serve
-from bot.services import BotServices
-from bot.up import check_llm, up
-from retrieval.config import Settings
-from retrieval.db import Database
+if TYPE_CHECKING:
+    from bot.feedback_store import FeedbackStore
+    from bot.prompt import Source
+    from retrieval.config import Settings
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +53,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 async def serve_command(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.app import build_app
+    from bot.server import serve
+    from bot.services import BotServices
+    from bot.up import check_llm
+
     async with BotServices.open(settings) as services:
         app = build_app(services)  # fails first when Slack is not configured
         log.info(await check_llm(settings))
@@ -62,10 +66,16 @@ async def serve_command(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def up_command(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.up import up
+
     return await up(settings, args.port or settings.port)
 
 
 async def ask_command(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.answer import AskContext
+    from bot.render import plain_answer
+    from bot.services import BotServices
+
     async with BotServices.open(settings) as services:
         answer = await services.answerer.answer(args.question, spaces=args.space, context=AskContext(source="cli"))
     if args.json:
@@ -92,9 +102,18 @@ def _row(row: dict[str, Any]) -> dict[str, Any]:
     return {k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in row.items()}
 
 
-async def feedback_list(args: argparse.Namespace, settings: Settings) -> int:
+@asynccontextmanager
+async def _feedback_store(settings: Settings) -> AsyncIterator[FeedbackStore]:
+    from bot.feedback_store import FeedbackStore
+    from retrieval.db import Database
+
     async with Database.open(settings) as db:
-        rows = [_row(r) for r in await FeedbackStore(db).list(limit=args.limit)]
+        yield FeedbackStore(db)
+
+
+async def feedback_list(args: argparse.Namespace, settings: Settings) -> int:
+    async with _feedback_store(settings) as feedback:
+        rows = [_row(r) for r in await feedback.list(limit=args.limit)]
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
@@ -110,8 +129,8 @@ async def feedback_list(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def feedback_export(args: argparse.Namespace, settings: Settings) -> int:
-    async with Database.open(settings) as db:
-        rows = await FeedbackStore(db).list()
+    async with _feedback_store(settings) as feedback:
+        rows = await feedback.list()
     with args.file.open("w", encoding="utf-8") as out:
         for row in reversed(rows):
             out.write(json.dumps(_row(row)) + "\n")
@@ -120,7 +139,7 @@ async def feedback_export(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def feedback_purge(args: argparse.Namespace, settings: Settings) -> int:
-    async with Database.open(settings) as db:
-        counts = await FeedbackStore(db).purge_user(args.user)
+    async with _feedback_store(settings) as feedback:
+        counts = await feedback.purge_user(args.user)
     print(f"deleted {counts['questions']} questions and {counts['feedback']} feedback rows of {args.user}")
     return 0

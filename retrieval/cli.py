@@ -1,4 +1,7 @@
-"""`wikibot db`, `wikibot ingest`, `wikibot search`: the retrieval half of the command line."""
+"""`wikibot db`, `wikibot ingest`, `wikibot search`: the retrieval half of the command line.
+
+Handlers import what they use when they run: `wikibot --help` and each command pay only for their own imports.
+"""
 
 from __future__ import annotations
 
@@ -6,11 +9,12 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from retrieval.config import Settings
-from retrieval.db import database_url, prepare, redact
-from retrieval.index import WikiIndex
-from retrieval.retriever import SEARCH_MODES
+from retrieval.models import SEARCH_MODES
+
+if TYPE_CHECKING:
+    from retrieval.config import Settings
 
 DEFAULT_SPACE = "wiki"
 
@@ -40,6 +44,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 async def db_upgrade(args: argparse.Namespace, settings: Settings) -> int:
+    from retrieval.db import database_url, prepare, redact
+
     url = database_url(settings)
     applied = await prepare(url)
     print(f"{redact(url)}: " + (f"applied {', '.join(applied)}" if applied else "schema is up to date"))
@@ -47,6 +53,8 @@ async def db_upgrade(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def ingest_command(args: argparse.Namespace, settings: Settings) -> int:
+    from retrieval.index import WikiIndex
+
     async with WikiIndex.open(settings) as index:
         report = await index.ingestor(progress=not args.quiet).ingest(args.path, args.space, args.base_url)
     print(json.dumps(report.as_dict(), indent=2) if args.json else report.summary())
@@ -56,6 +64,8 @@ async def ingest_command(args: argparse.Namespace, settings: Settings) -> int:
 async def search_command(args: argparse.Namespace, settings: Settings) -> int:
     if args.k is not None and args.k < 1:
         raise ValueError("-k must be at least 1")
+    from retrieval.index import WikiIndex
+
     async with WikiIndex.open(settings) as index:
         hits = await index.search.search(args.query, k=args.k, spaces=args.space, mode=args.mode)
     if args.json:

@@ -5,14 +5,17 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from retrieval.config import Settings
 from retrieval.db import Database
 from retrieval.embed import Embedder
-from retrieval.ingest.chunking import SectionChunker
-from retrieval.ingest.pipeline import Ingestor
-from retrieval.retriever import WikiRetriever, WikiSearch
+from retrieval.retriever import WikiSearch
 from retrieval.store import WikiStore
+
+if TYPE_CHECKING:  # imported where used: searching needs neither (`wikibot search` starts faster)
+    from retrieval.ingest.pipeline import Ingestor
+    from retrieval.langchain_retriever import WikiRetriever
 
 
 @dataclass
@@ -42,8 +45,13 @@ class WikiIndex:
         return cls(settings, db, store, embedder, WikiSearch(store, embedder, settings))
 
     def ingestor(self, progress: bool = False) -> Ingestor:
+        from retrieval.ingest.chunking import SectionChunker
+        from retrieval.ingest.pipeline import Ingestor
+
         chunker = SectionChunker(self.settings.chunk_size, self.settings.chunk_overlap)
         return Ingestor(self.store, self.embedder, chunker, progress=progress)
 
     def retriever(self, k: int | None = None, spaces: list[str] | None = None) -> WikiRetriever:
+        from retrieval.langchain_retriever import WikiRetriever
+
         return WikiRetriever(search=self.search, k=k, spaces=spaces)

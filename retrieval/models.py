@@ -6,6 +6,8 @@ import hashlib
 from dataclasses import dataclass, field
 from typing import Any
 
+SEARCH_MODES = ("hybrid", "vector", "text")  # both rankings fused, or one alone
+
 
 def sha256(*parts: str) -> str:
     digest = hashlib.sha256()

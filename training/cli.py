@@ -1,4 +1,7 @@
-"""`wikibot pairs build|export`: the training data half of the command line."""
+"""`wikibot pairs build|export`: the training data half of the command line.
+
+Handlers import what they use when they run: `wikibot --help` and each command pay only for their own imports.
+"""
 
 from __future__ import annotations
 
@@ -6,13 +9,13 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from retrieval.config import Settings
-from retrieval.db import Database
-from training.datasets import (
-    WITHHELD_STATS, DatasetNotFound, DatasetSnapshot, build_snapshot, export_jsonl, latest_snapshot,
-)
 from training.pairs import CITATION_RULES, SPLITS
+
+if TYPE_CHECKING:
+    from retrieval.config import Settings
+    from training.datasets import DatasetSnapshot
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -31,6 +34,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 async def pairs_build(args: argparse.Namespace, settings: Settings) -> int:
+    from retrieval.db import Database
+    from training.datasets import build_snapshot
+
     async with Database.open(settings) as db:
         snapshot = await build_snapshot(db, settings.train_heldout_fraction)
     print(json.dumps(snapshot.as_dict(), indent=2) if args.json else summary(snapshot))
@@ -38,6 +44,9 @@ async def pairs_build(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def pairs_export(args: argparse.Namespace, settings: Settings) -> int:
+    from retrieval.db import Database
+    from training.datasets import DatasetNotFound, export_jsonl, latest_snapshot
+
     async with Database.open(settings) as db:
         dataset_id = args.dataset
         if dataset_id is None:
@@ -51,6 +60,8 @@ async def pairs_export(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def summary(snapshot: DatasetSnapshot) -> str:
+    from training.datasets import WITHHELD_STATS
+
     s = snapshot.stats
     since = f"since dataset {snapshot.previous_id}, the last trained on" if snapshot.previous_id else "(nothing trained yet)"
     lines = [f"dataset {snapshot.id}: {snapshot.pairs} pairs, {snapshot.new_pairs} new {since}"]

@@ -1,4 +1,7 @@
-"""`wikibot train`, `wikibot adapters list|promote|rollback`, `wikibot scheduler`."""
+"""`wikibot train`, `wikibot adapters list|promote|rollback`, `wikibot scheduler`.
+
+Handlers import what they use when they run: `wikibot --help` and each command pay only for their own imports.
+"""
 
 from __future__ import annotations
 
@@ -7,12 +10,12 @@ import asyncio
 import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING
 
-from retrieval.config import Settings
-from retrieval.db import Database
-from training.default_model import default_model_dir, prepare_default_model
-from training.registry import AdapterRegistry, RegistryError, training_lock
-from training.swap import SwapReport, activate, rollback
+if TYPE_CHECKING:
+    from retrieval.config import Settings
+    from retrieval.db import Database
+    from training.swap import SwapReport
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -42,7 +45,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 async def train_command(args: argparse.Namespace, settings: Settings) -> int:
-    from training.cycle import run_cycle  # imported here: torch, transformers and TRL take seconds to import
+    from retrieval.db import Database
+    from training.cycle import run_cycle  # torch, transformers and TRL take seconds to import
+    from training.default_model import default_model_dir, prepare_default_model
 
     if settings.base_model == str(default_model_dir(settings.data_dir)):
         await asyncio.to_thread(prepare_default_model, settings.data_dir)  # `wikibot up` normally did it already
@@ -53,6 +58,9 @@ async def train_command(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def adapters_list(args: argparse.Namespace, settings: Settings) -> int:
+    from retrieval.db import Database
+    from training.registry import AdapterRegistry
+
     async with Database.open(settings) as db:
         adapters = await AdapterRegistry(db).list()
     if args.json:
@@ -75,6 +83,9 @@ async def adapters_list(args: argparse.Namespace, settings: Settings) -> int:
 @asynccontextmanager
 async def _exclusive(settings: Settings) -> AsyncIterator[Database]:
     """The database, with the training lock held: no training run swaps adapters meanwhile."""
+    from retrieval.db import Database
+    from training.registry import RegistryError, training_lock
+
     async with Database.open(settings) as db, training_lock(db) as taken:
         if not taken:
             raise RegistryError("a training run or another swap is in progress; try again when it is done")
@@ -87,19 +98,24 @@ def _print_swap(report: SwapReport) -> None:
 
 
 async def adapters_promote(args: argparse.Namespace, settings: Settings) -> int:
+    from training.swap import activate
+
     async with _exclusive(settings) as db:
         _print_swap(await activate(settings, db, args.version))
     return 0
 
 
 async def adapters_rollback(args: argparse.Namespace, settings: Settings) -> int:
+    from training.swap import rollback
+
     async with _exclusive(settings) as db:
         _print_swap(await rollback(settings, db))
     return 0
 
 
 async def scheduler_command(args: argparse.Namespace, settings: Settings) -> int:
-    from training.schedule import run_scheduler  # imported here: it imports the trainer
+    from retrieval.db import Database
+    from training.schedule import run_scheduler  # it imports the trainer
 
     async with Database.open(settings) as db:
         await run_scheduler(settings, db, args.port or settings.port)
