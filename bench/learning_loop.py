@@ -10,7 +10,8 @@ double, the training cycle and the swap.
 2. Feedback, through Slack events only, on the training questions' answers: a 👍 on an answer that cites a
    gold page and holds the question's facts; otherwise a 👎 and a correction as a person writes it (one or two
    sentences with the fact from the gold page and the page's title, no source numbers): two in three as a
-   thread reply, one in three through the correction modal with the right source picked.
+   thread reply, confirmed with Yes when the bot asks whether it is a correction, one in three through the
+   correction modal with the right source picked.
 3. One training cycle (`run_cycle`, as `wikibot train --now --force` runs it) and the swap.
 4. After: every question is asked again, in new threads.
 Answers are judged by `training.answer_quality` on the model's raw text, for training and held-out questions
@@ -153,6 +154,7 @@ async def give_feedback(bot: RunningBot, phase: Phase, questions: list[Question]
             counts["modal_corrections"] += 1
         else:
             await bot.post(ev.channel_message("UFB", CHANNEL, text, thread_ts=row["thread_ts"]))
+            await bot.confirm_correction("UFB", row["thread_ts"])  # its author says Yes when the bot asks
             counts["thread_corrections"] += 1
     await asyncio.sleep(1.0)  # the last events are handled after their ack
     return counts
