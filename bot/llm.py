@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
@@ -16,6 +17,13 @@ from retrieval.db import redact
 log = logging.getLogger(__name__)
 UNAVAILABLE = "the language model is not available"
 _TOLD_AS_IS = ("timeout", "too_long")  # kinds whose message helps the asker and holds nothing of the server's
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")  # C0 and C1 controls but tab and newline
+
+
+def printable(text: str) -> str:
+    """Model output without control characters: a model can emit any token, and PostgreSQL text cannot hold
+    NUL, nor do Slack messages or the renderer's placeholders want the others."""
+    return _CONTROL.sub("", text)
 
 
 class LLMError(RuntimeError):
@@ -102,8 +110,8 @@ class ChatLLM:
             raise LLMError("not_configured", "no language model is configured (set WIKIBOT_LLM_BASE_URL)")
         try:
             async for chunk in self.chat_model(model).astream(messages):
-                if isinstance(chunk.content, str) and chunk.content:
-                    yield chunk.content
+                if isinstance(chunk.content, str) and (text := printable(chunk.content)):
+                    yield text
         except openai.NotFoundError as exc:
             raise LLMError("unknown_model", f"the LLM server does not know the model {model!r}") from exc
         except openai.APITimeoutError as exc:
