@@ -11,6 +11,8 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
+import psycopg
+
 from bot.llm import ChatLLM, LLMError
 from bot.prompt import (
     NO_SOURCES_ANSWER,
@@ -33,6 +35,7 @@ TokenSink = Callable[[str], Awaitable[None]]
 SOURCES_ONLY_LEAD = "I can't generate an answer right now, but these wiki pages look most relevant:"
 BEST_SOURCES = 3  # shown when there is no answer, or when the answer cites none
 TOKEN_COUNTS = 4  # most /tokenize calls spent fitting one prompt to the model's context
+NOT_SAVED = "This answer could not be saved (the database is unavailable), so it cannot take feedback."
 
 
 @dataclass
@@ -49,7 +52,7 @@ class AskContext:
 
 @dataclass
 class Answer:
-    interaction_id: int
+    interaction_id: int | None  # None: the answer could not be logged
     text: str
     status: str
     sources: list[Source]
@@ -122,11 +125,17 @@ class Answerer:
             total_ms=(time.perf_counter() - started) * 1000,
             **context.__dict__,
         )
-        interaction_id = await self.store.log_interaction(record)
+        interaction_id: int | None = None
+        try:
+            interaction_id = await self.store.log_interaction(record)
+        except psycopg.Error as exc:  # the answer is given all the same, saying it was not saved
+            asked = f"message {context.channel_id}/{context.question_ts}" if context.channel_id else context.source
+            log.error("could not save the answer to %s, giving it unsaved: %s", asked, exc)
+            note = f"{note} {NOT_SAVED}" if note else NOT_SAVED
         timings = {"retrieval_ms": retrieval_ms, "generation_ms": generation_ms, "total_ms": record.total_ms or 0}
         uncited = sources[:BEST_SOURCES] if status == "answered" and not cited else []
         if uncited:
-            log.info("answer %d cites no source: showing the best %d, %s", interaction_id, len(uncited),
+            log.info("answer %s cites no source: showing the best %d, %s", interaction_id, len(uncited),
                      ", ".join(f"[{s.n}] {s.label}" for s in uncited))
         return Answer(interaction_id, text, status, sources, cited, model, note, timings, uncited)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from slack_bolt.async_app import AsyncApp
+from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.listeners import assistant, feedback, home, messages, questions
@@ -10,12 +11,19 @@ from bot.services import BotServices
 from retrieval.config import Settings
 
 
+SLACK_RATE_LIMIT_RETRIES = 2
+
+
 class SlackNotConfigured(ValueError):
     pass
 
 
 def slack_client(settings: Settings) -> AsyncWebClient:
-    return AsyncWebClient(token=settings.slack_bot_token, base_url=settings.slack_api_url)
+    """The Web API client: calls that Slack rate-limits (HTTP 429) are retried after its Retry-After, besides
+    slack_sdk's default retry of connection errors."""
+    client = AsyncWebClient(token=settings.slack_bot_token, base_url=settings.slack_api_url)
+    client.retry_handlers.append(AsyncRateLimitErrorRetryHandler(max_retry_count=SLACK_RATE_LIMIT_RETRIES))
+    return client
 
 
 def build_app(services: BotServices, client: AsyncWebClient | None = None) -> AsyncApp:

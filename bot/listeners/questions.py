@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from typing import Any
 
@@ -33,32 +32,39 @@ async def answer_question(question: Question, client: AsyncWebClient, services: 
         return
     if not question.text:
         return
-    if not await services.store.claim_message(question.channel, question.ts, question.event_id):
-        log.info("message %s/%s already taken: retry or duplicate delivery", question.channel, question.ts)
-        return
-    reply = ThreadReply(client, question, stream=settings.stream_answers, link_hosts=await services.wiki_hosts())
-    working = asyncio.create_task(reply.show_working())  # in parallel with retrieval
-    history = (
-        await services.store.thread_history(question.channel, question.thread_ts, settings.history_turns)
-        if question.in_thread
-        else []
-    )
-    answer = await services.answerer.answer(
-        question.text,
-        spaces=spaces_for(question.channel, question.is_dm, settings),
-        history=history,
-        context=AskContext(
-            source="slack",
-            team_id=question.team,
-            channel_id=question.channel,
-            user_id=question.user,
-            thread_ts=question.thread_ts,
-            question_ts=question.ts,
-        ),
-        on_token=reply.append,
-    )
-    await working
-    answer_ts = await reply.finish(answer)
-    await services.store.set_answer_ts(answer.interaction_id, answer_ts)
-    services.metrics.observe_answer(answer)
-    await reply.stop_working()
+    reply: ThreadReply | None = None
+    try:
+        if not await services.store.claim_message(question.channel, question.ts, question.event_id):
+            log.info("message %s/%s already taken: retry or duplicate delivery", question.channel, question.ts)
+            return
+        reply = ThreadReply(client, question, stream=settings.stream_answers, link_hosts=await services.wiki_hosts())
+        reply.start_working()
+        history = (
+            await services.store.thread_history(question.channel, question.thread_ts, settings.history_turns)
+            if question.in_thread
+            else []
+        )
+        answer = await services.answerer.answer(
+            question.text,
+            spaces=spaces_for(question.channel, question.is_dm, settings),
+            history=history,
+            context=AskContext(
+                source="slack",
+                team_id=question.team,
+                channel_id=question.channel,
+                user_id=question.user,
+                thread_ts=question.thread_ts,
+                question_ts=question.ts,
+            ),
+            on_token=reply.append,
+        )
+        answer_ts = await reply.finish(answer)
+        services.metrics.observe_answer(answer)
+        if answer.interaction_id is not None:
+            await services.store.set_answer_ts(answer.interaction_id, answer_ts)
+    except Exception:  # never silent: the question was claimed, so Slack's retries cannot help
+        log.exception("could not answer message %s/%s", question.channel, question.ts)
+        await (reply or ThreadReply(client, question, stream=False)).give_up()
+    finally:
+        if reply is not None:
+            await reply.stop_working()

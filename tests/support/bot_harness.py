@@ -9,7 +9,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
-from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.app import build_app
 from bot.render import CONFIRM_CORRECTION_ACTION, DECLINE_CORRECTION_ACTION
@@ -105,8 +104,7 @@ class RunningBot:
 @asynccontextmanager
 async def running_bot(settings: Settings, slack: FakeSlackAPI, embedder: Embedder) -> AsyncIterator[RunningBot]:
     async with BotServices.open(settings, embedder=embedder) as services:
-        client = AsyncWebClient(token=settings.slack_bot_token, base_url=slack.base_url)
-        runner = web.AppRunner(web_app(services, build_app(services, client=client)))
+        runner = web.AppRunner(web_app(services, build_app(services)))  # the app's own Slack client
         await runner.setup()
         await web.TCPSite(runner, "127.0.0.1", 0).start()
         port = runner.addresses[0][1]
