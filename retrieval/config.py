@@ -47,8 +47,9 @@ class Settings(BaseSettings):
     embedding_batch_size: int = Field(default=64, ge=1, description="Chunks embedded per batch.")
     embedding_backend: EmbeddingBackend = Field(
         default="auto",
-        description="Where embeddings run: `onnx` (ONNX Runtime, about 3x faster per question on a CPU; the model "
-        "is exported once into DATA_DIR/onnx), `torch`, or `auto` (onnx on a CPU, torch on a GPU). Same vectors.",
+        description="Where embeddings run: `onnx` (ONNX Runtime, about 3x faster per question on a CPU, and later "
+        "commands need no torch; the model is exported once into DATA_DIR/onnx), `torch`, or `auto` (onnx when the "
+        "model was exported before or runs on a CPU, torch otherwise, e.g. on a GPU). Same vectors.",
     )
     chunk_size: int = Field(default=1200, ge=200, description="Largest chunk, in characters.")
     chunk_overlap: int = Field(default=150, ge=0, description="Characters shared by consecutive chunks of a section.")

@@ -1,4 +1,9 @@
-"""Sentence embeddings (sentence-transformers), offered through LangChain's `Embeddings` interface."""
+"""Sentence embeddings (sentence-transformers), with the method names of LangChain's `Embeddings` interface.
+
+Not its subclass: nothing here uses LangChain's embeddings machinery, and importing it (callbacks, runnables) adds
+about 0.2 s to every command. torch is imported only when a model has to be loaded: a model exported to ONNX
+earlier runs without it.
+"""
 
 from __future__ import annotations
 
@@ -6,8 +11,6 @@ import logging
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING
-
-from langchain_core.embeddings import Embeddings
 
 from retrieval.config import BUNDLED_EMBEDDING_MODEL, EmbeddingBackend, Settings
 
@@ -26,12 +29,26 @@ def resolve_model(name: str) -> str:
     return name
 
 
-class Embedder(Embeddings):
+def model_folder(name: str) -> Path | None:
+    """The local folder the model loads from: a path, the bundled model, or a hub model already downloaded."""
+    resolved = resolve_model(name)
+    if Path(resolved).is_dir():
+        return Path(resolved)
+    from huggingface_hub import try_to_load_from_cache
+
+    try:
+        cached = try_to_load_from_cache(resolved, "config.json")
+    except ValueError:  # not a hub model id either (huggingface_hub's validation errors are ValueErrors)
+        return None
+    return Path(cached).parent if isinstance(cached, str) else None
+
+
+class Embedder:
     """Normalised embeddings, so cosine distance in pgvector is the model's similarity.
 
-    `backend`: `onnx` runs the model's transformer in ONNX Runtime (exported once into `onnx_cache`), `torch` runs
-    it as sentence-transformers loads it; both give the same vectors. `auto`: onnx when the model is on the CPU
-    and exports, torch otherwise (a GPU, or a model the exporter cannot handle).
+    `backend`: `onnx` runs the model in ONNX Runtime (exported once into `onnx_cache`), `torch` runs it as
+    sentence-transformers loads it; both give the same vectors. `auto`: onnx when the model was exported before,
+    or is on the CPU and exports; torch otherwise (a GPU, or a model the exporter cannot handle).
     """
 
     def __init__(
@@ -66,13 +83,23 @@ class Embedder(Embeddings):
     @cached_property
     def _onnx(self) -> OnnxSentenceEncoder | None:
         """The ONNX Runtime encoder, or None when embeddings run in torch."""
-        if self.backend == "torch" or (self.backend == "auto" and self._model.device.type != "cpu"):
+        if self.backend == "torch":
             return None
         from retrieval.onnx_encoder import OnnxSentenceEncoder, OnnxUnsupported
 
         assert self.onnx_cache is not None  # checked in __init__
+        # Only a model this object loads from its name is looked up and recorded by its folder; one given to it
+        # (`_model` set from outside, as tests share loaded weights) may differ from its folder's, e.g. in prompts.
+        by_name = "_model" not in self.__dict__
+        if by_name and (source := model_folder(self.model_name)) is not None:
+            if (found := OnnxSentenceEncoder.find(source, self.onnx_cache)) is not None:
+                return found
+        model = self._model
+        if self.backend == "auto" and model.device.type != "cpu":
+            return None
+        source = model_folder(self.model_name) if by_name else None  # again: a hub model is there once loaded
         try:
-            return OnnxSentenceEncoder.load(self._model, self.onnx_cache)
+            return OnnxSentenceEncoder.load(model, self.onnx_cache, source)
         except OnnxUnsupported as exc:
             if self.backend == "onnx":
                 raise ValueError(f"embedding model {self.model_name!r} cannot run in ONNX Runtime: {exc}") from exc
@@ -81,11 +108,13 @@ class Embedder(Embeddings):
 
     @property
     def active_backend(self) -> str:
-        """The backend embeddings actually run on ("onnx" or "torch"); loads the model."""
+        """The backend embeddings actually run on ("onnx" or "torch"); loads the model (or its export)."""
         return "torch" if self._onnx is None else "onnx"
 
     @property
     def dimensions(self) -> int:
+        if self._onnx is not None:
+            return self._onnx.dimensions
         return int(self._model.get_embedding_dimension())
 
     def embed_documents(self, texts: list[str]) -> list[list[float]]:

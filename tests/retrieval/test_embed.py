@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import shutil
 from pathlib import Path
@@ -9,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from retrieval.embed import Embedder
+from retrieval.embed import Embedder, resolve_model
 from retrieval.onnx_encoder import GRAPH_FILE
 
 EXPORTING = "exporting the embedding model to ONNX"
@@ -45,7 +46,24 @@ def test_export_happens_once_per_model_weights(embedder: Embedder, caplog: pytes
         again._model = embedder._model
         assert again.active_backend == "onnx"
     assert EXPORTING not in caplog.text
-    assert len([p for p in embedder.onnx_cache.iterdir() if not p.name.startswith(".")]) == 1
+    assert len(list(embedder.onnx_cache.glob(f"*/{GRAPH_FILE}"))) == 1
+
+
+def test_a_model_folder_changed_since_its_export_gives_the_vectors_its_files_now_give(
+    embedder: Embedder, tmp_path: Path
+):
+    """A later process opens the export its folder's files were recorded with, without loading the model; an
+    edited file (here a default prompt added) means loading the model again, not the old record."""
+    folder = shutil.copytree(resolve_model(embedder.model_name), tmp_path / "model")
+    plain = np.asarray(Embedder(str(folder), onnx_cache=embedder.onnx_cache).embed_documents(TEXTS))
+    settings = folder / "config_sentence_transformers.json"
+    settings.write_text(json.dumps({**json.loads(settings.read_text()), "prompts": {"query": "query: "},
+                                    "default_prompt_name": "query"}))  # fmt: skip
+    reference = np.asarray(Embedder(str(folder), backend="torch").embed_documents(TEXTS))
+    for _ in range(2):  # the first loads the edited folder and records it, the second opens that record
+        prompted = np.asarray(Embedder(str(folder), onnx_cache=embedder.onnx_cache).embed_documents(TEXTS))
+        assert np.min(np.sum(prompted * reference, axis=1)) > 0.9999
+        assert np.max(np.sum(prompted * plain, axis=1)) < 0.999, "the prompt changed the vectors"
 
 
 def _truncate(graph: Path) -> None:
@@ -93,8 +111,6 @@ def test_unusable_cache_folder_falls_back_to_torch_or_says_why(
 
 def test_a_model_default_prompt_is_applied_by_both_backends(embedder: Embedder):
     from sentence_transformers import SentenceTransformer
-
-    from retrieval.embed import resolve_model
 
     prompted = SentenceTransformer(resolve_model(embedder.model_name), device="cpu")
     prompted.prompts, prompted.default_prompt_name = {"query": "query: "}, "query"
