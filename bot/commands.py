@@ -47,7 +47,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     export = feedback_sub.add_parser("export", help="all feedback as JSON lines, with its question and answer")
     export.add_argument("file", type=Path)
     export.set_defaults(handler=feedback_export)
-    purge = feedback_sub.add_parser("purge", help="delete a person's questions and feedback (on request)")
+    purge = feedback_sub.add_parser(
+        "purge", help="delete a person's questions and feedback (on request), with every copy in training data and "
+        "others' prompts; name the adapters trained on them")
     purge.add_argument("--user", required=True, help="Slack user id, e.g. U0123ABCD")
     purge.set_defaults(handler=feedback_purge)
 
@@ -140,6 +142,12 @@ async def feedback_export(args: argparse.Namespace, settings: Settings) -> int:
 
 async def feedback_purge(args: argparse.Namespace, settings: Settings) -> int:
     async with _feedback_store(settings) as feedback:
-        counts = await feedback.purge_user(args.user)
-    print(f"deleted {counts['questions']} questions and {counts['feedback']} feedback rows of {args.user}")
+        purged = await feedback.purge_user(args.user)
+    print(f"deleted {purged.questions} questions and {purged.feedback} feedback rows of {args.user}, "
+          f"{purged.pairs} training pairs made of them; removed their questions from {purged.prompts} logged "
+          "prompts of others' follow-ups")
+    if purged.adapters:
+        names = ", ".join(f"{name} ({status})" for _, name, status in purged.adapters)
+        print(f"adapters trained on their data: {names}. They may have learnt from it: train a new adapter "
+              "(`wikibot train --now`) and promote it, or roll back to one trained before, to drop it")
     return 0

@@ -7,8 +7,11 @@ from decimal import Decimal
 from typing import Any, NamedTuple
 
 from psycopg.rows import dict_row
+from psycopg.types.json import Jsonb
 
+from bot.prompt import without_turns
 from retrieval.db import Database
+from training.datasets import forget
 
 REVIEW_QUEUE_LIMIT = 500  # corrections read per App Home view; a reviewer sees the oldest first
 _NEWER = "(feedback.event_ts IS NULL OR EXCLUDED.event_ts IS NULL OR EXCLUDED.event_ts >= feedback.event_ts)"
@@ -29,6 +32,14 @@ class EditedReply(NamedTuple):
 class CorrectionStatus(NamedTuple):
     status: str  # 'unconfirmed' | 'pending' | 'accepted' | 'rejected' (view correction_status)
     reasons: list[str]  # why a reviewer must decide (bot/feedback.py)
+
+
+class Purged(NamedTuple):
+    questions: int
+    feedback: int
+    pairs: int  # training pairs deleted from dataset snapshots
+    prompts: int  # others' logged prompts their turns were removed from
+    adapters: list[tuple[int, str, str]]  # (version, name, status) trained on a snapshot that held their data
 
 
 class FeedbackStore:
@@ -209,14 +220,31 @@ class FeedbackStore:
             )
             return await cur.fetchall()
 
-    async def purge_user(self, user: str) -> dict[str, int]:
-        """Delete a person's questions (with all feedback on them), their feedback on other answers, and the
-        training pairs built from their questions (dataset snapshots keep no link that would show them)."""
+    async def purge_user(self, user: str) -> Purged:
+        """Delete a person's questions (with all feedback on them) and their feedback on other answers; take every
+        copy out of the training snapshots (training.datasets.forget) and out of the logged prompts of others'
+        follow-ups in their threads (their turn removed in place)."""
         async with self.db.connection() as conn, conn.transaction():
-            await conn.execute(
-                "DELETE FROM dataset_pairs WHERE interaction_id IN (SELECT id FROM interactions WHERE user_id = %s)",
-                (user,),
+            cur = await conn.execute(
+                "SELECT id, question, channel_id, thread_ts FROM interactions WHERE user_id = %s", (user,)
             )
+            asked = await cur.fetchall()
+            cur = await conn.execute("SELECT id FROM feedback WHERE user_id = %s", (user,))
+            given = [row[0] for row in await cur.fetchall()]
+            questions = sorted({question for _, question, _, _ in asked})
+            forgotten = await forget(conn, [row[0] for row in asked], given, questions)
+            cur = await conn.execute(
+                "SELECT id, prompt_messages FROM interactions WHERE user_id IS DISTINCT FROM %s"
+                " AND (channel_id, thread_ts) IN (SELECT * FROM unnest(%s::text[], %s::text[]))",
+                (user, [row[2] for row in asked], [row[3] for row in asked]),
+            )
+            redacted = 0
+            for interaction_id, messages in await cur.fetchall():
+                if (kept := without_turns(messages, questions)) != messages:
+                    await conn.execute(
+                        "UPDATE interactions SET prompt_messages = %s WHERE id = %s", (Jsonb(kept), interaction_id)
+                    )
+                    redacted += 1
             feedback = await conn.execute("DELETE FROM feedback WHERE user_id = %s", (user,))
-            questions = await conn.execute("DELETE FROM interactions WHERE user_id = %s", (user,))
-        return {"questions": questions.rowcount, "feedback": feedback.rowcount}
+            deleted = await conn.execute("DELETE FROM interactions WHERE user_id = %s", (user,))
+        return Purged(deleted.rowcount, feedback.rowcount, forgotten.pairs, redacted, forgotten.adapters)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -23,6 +23,7 @@ NO_SOURCES_ANSWER = (
     "I couldn't find anything about that in the wiki, so I won't guess. "
     "Try rephrasing the question, or ask the team that owns the topic."
 )
+REMOVED_TURN = "[removed at the request of the person who wrote it]"
 TEMPLATE_TOKENS_PER_MESSAGE = 32  # a chat template's role markers and special tokens, with room to spare
 FIT_MARGIN = 1.1  # cut 10% more than the estimate asks, so that one recount is usually enough
 _CITATION = re.compile(r"\[(\d{1,3}(?:\s*,\s*\d{1,3})*)\]")
@@ -85,6 +86,16 @@ def build_messages(
         messages += [{"role": "user", "content": turn.question}, {"role": "assistant", "content": turn.answer}]
     messages.append({"role": "user", "content": f"Sources:\n\n{format_sources(sources)}\n\nQuestion: {question}"})
     return messages
+
+
+def without_turns(messages: Sequence[dict[str, str]], questions: Collection[str]) -> list[dict[str, str]]:
+    """The prompt with each earlier turn of the thread whose question is in `questions` removed in place (the
+    question and its answer replaced by REMOVED_TURN): what others' logged prompts keep of a purged person."""
+    kept = [dict(m) for m in messages]
+    for i in range(1, len(kept) - 2):  # turns lie between the instructions and the last (sources and question)
+        if kept[i]["role"] == "user" and kept[i]["content"] in questions and kept[i + 1]["role"] == "assistant":
+            kept[i]["content"] = kept[i + 1]["content"] = REMOVED_TURN
+    return kept
 
 
 def surely_fits(messages: Sequence[dict[str, str]], max_tokens: int) -> bool:

@@ -86,6 +86,48 @@ SELECT count(*) FROM dataset_pairs p WHERE p.dataset_id = %(new)s AND NOT EXISTS
     AND q.kind = p.kind AND q.chosen = p.chosen AND q.rejected = p.rejected)
 """
 _SNAPSHOT = "SELECT id, created_at, settings, counts FROM datasets"
+# A person's data out of every snapshot: pairs of their prompts, pairs their feedback made (before pairs recorded
+# their feedback: every pair of a prompt it was on; a prompt's id is its first logged answer), pairs whose prompt
+# holds one of their questions as an earlier turn of the thread. Run before their rows are deleted.
+_FORGET = """
+DELETE FROM dataset_pairs p
+WHERE p.interaction_id = ANY(%(answers)s::bigint[]) OR p.feedback_ids && %(feedback)s::bigint[]
+    OR (p.feedback_ids IS NULL AND p.interaction_id IN (
+        SELECT min(j.id) FROM feedback f JOIN interactions i ON i.id = f.interaction_id
+        JOIN interactions j ON md5(j.prompt_messages::text) = md5(i.prompt_messages::text)
+        WHERE f.id = ANY(%(feedback)s::bigint[]) GROUP BY i.id))
+    OR EXISTS (SELECT 1 FROM unnest(%(turns)s::jsonb[]) t WHERE p.prompt @> t)
+RETURNING dataset_id
+"""
+_TRAINED_ON = """
+SELECT version, name, status FROM adapters WHERE dataset_id IN (
+    SELECT id FROM datasets
+    WHERE id = ANY(%(touched)s::bigint[]) OR interaction_ids && %(answers)s::bigint[]
+        OR feedback_ids && %(feedback)s::bigint[])
+ORDER BY version
+"""
+
+
+@dataclass(frozen=True)
+class Forgotten:
+    """What taking a person's data out of the snapshots did."""
+
+    pairs: int  # deleted
+    adapters: list[tuple[int, str, str]]  # (version, name, status) of those trained on a snapshot that held it
+
+
+async def forget(
+    conn: psycopg.AsyncConnection, answers: list[int], feedback: list[int], questions: list[str]
+) -> Forgotten:
+    """Delete from every snapshot the pairs made of a person's answers (`answers`: their questions' log ids), of
+    their `feedback`, or holding one of their `questions` in an earlier turn of the prompt's thread; name the
+    adapters trained on what they gave (they may have learnt it: only a new adapter or a rollback drops it)."""
+    turns = [Jsonb([{"role": "user", "content": q}]) for q in questions]
+    params = {"answers": answers, "feedback": feedback, "turns": turns}
+    cur = await conn.execute(_FORGET, params)
+    deleted = [row[0] for row in await cur.fetchall()]
+    cur = await conn.execute(_TRAINED_ON, {**params, "touched": sorted(set(deleted))})
+    return Forgotten(len(deleted), [tuple(row) for row in await cur.fetchall()])  # type: ignore[misc]
 
 
 class DatasetNotFound(ValueError):
@@ -171,13 +213,14 @@ async def _store_pairs(
     """COPY the pairs in, each in its prompt's split; return how many went to each split, per kind."""
     splits = {split: dict.fromkeys(PAIR_KINDS, 0) for split in SPLITS}
     cur = conn.cursor()
-    columns = "dataset_id, position, interaction_id, split, kind, prompt, chosen, rejected"
+    columns = "dataset_id, position, interaction_id, split, kind, prompt, chosen, rejected, feedback_ids"
     async with cur.copy(f"COPY dataset_pairs ({columns}) FROM STDIN") as copy:
         for position, pair in enumerate(pairs):
             split = split_of(pair.interaction_id, fraction)
             splits[split][pair.kind] += 1
             prompt = Jsonb(pair.prompt)
-            row = (dataset_id, position, pair.interaction_id, split, pair.kind, prompt, pair.chosen, pair.rejected)
+            row = (dataset_id, position, pair.interaction_id, split, pair.kind, prompt, pair.chosen, pair.rejected,
+                   list(pair.feedback_ids))
             await copy.write_row(row)
     return splits
 

@@ -4,6 +4,7 @@ shows whom, where direct messages look, what credentials and purged people leave
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -15,8 +16,12 @@ import pytest
 from retrieval.config import Settings
 from retrieval.embed import Embedder
 from retrieval.index import WikiIndex
+from training.datasets import build_snapshot
+from bot.cli import main
+from bot.listeners.feedback import CORRECTION_VIEW
+from bot.prompt import REMOVED_TURN
 from tests.support import slack_events as ev
-from tests.support.bot_harness import RunningBot, running_bot, slack_settings
+from tests.support.bot_harness import SIGNING_SECRET, RunningBot, running_bot, slack_settings
 from tests.support.llm_double import scripted_llm
 from tests.support.slack_api import FakeSlackAPI
 
@@ -86,3 +91,57 @@ async def test_direct_messages_see_only_the_spaces_set_for_them(
         await bot.post(ev.message_im("U2", question, channel="D7"))
         (row,) = await bot.wait_answered(1)
     assert row["spaces"] == ["it"] and {s["space"] for s in row["sources"]} <= {"it"}
+
+
+async def correct_with_the_form(bot: RunningBot, user: str, answer: dict[str, Any], text: str) -> None:
+    values = {"answer": {"text": {"type": "plain_text_input", "value": text}},
+              "source": {"choice": {"type": "static_select", "selected_option": {"value": "1"}}}}
+    metadata = json.dumps({"interaction_id": answer["id"], "channel": "C1", "thread_ts": answer["thread_ts"]})
+    await ev.async_post_action(bot.url, ev.view_submission(user, CORRECTION_VIEW, values, metadata), SIGNING_SECRET)
+
+
+async def everything_stored(bot: RunningBot) -> str:
+    """Every row of the answer log, the feedback and the training snapshots, as text."""
+    async with bot.services.index.db.connection() as conn:
+        cur = await conn.execute(
+            "SELECT (SELECT coalesce(json_agg(i), '[]') FROM interactions i)::text"
+            " || (SELECT coalesce(json_agg(f), '[]') FROM feedback f)::text"
+            " || (SELECT coalesce(json_agg(p), '[]') FROM dataset_pairs p)::text"
+        )
+        return (await cur.fetchone())[0]  # type: ignore[index]
+
+
+async def test_purge_removes_every_copy_and_names_the_adapters_trained_on_it(bot: RunningBot, monkeypatch, capsys):
+    question = "how does vacation carryover work during my sabbatical in Lisbon?"
+    first = ev.app_mention("U1", "C1", f"<@UBOT> {question}")
+    await bot.post(first)
+    await bot.wait_answered(1)
+    await bot.post(ev.app_mention("U2", "C1", "<@UBOT> and for part-time staff?", thread_ts=first["ts"]))
+    theirs = (await bot.wait_answered(2))[1]
+    assert [m["content"] for m in theirs["prompt_messages"][1:3]] == [question, ANSWER[0] + ANSWER[1]]
+    correction = "Part-time staff carry over 3 days, says Ana from payroll [1]."
+    await correct_with_the_form(bot, "U1", theirs, correction)
+    async with asyncio.timeout(10):
+        while correction not in await everything_stored(bot):
+            await asyncio.sleep(0.05)
+    snapshot = await build_snapshot(bot.services.index.db, heldout_fraction=0.2)
+    assert snapshot.splits["train"]["correction"] + snapshot.splits["heldout"]["correction"] >= 1
+    async with bot.services.index.db.connection() as conn:
+        await conn.execute("INSERT INTO adapters (version, name, path, dataset_id, status)"
+                           " VALUES (7, 'wiki-v7', '/gone', %s, 'retired')", (snapshot.id,))
+    stored = await everything_stored(bot)
+    assert question in stored and correction in stored
+
+    monkeypatch.setenv("WIKIBOT_DATABASE_URL", bot.services.settings.database_url)
+    try:
+        assert await asyncio.to_thread(main, ["feedback", "purge", "--user", "U1"]) == 0
+    finally:
+        async with bot.services.index.db.connection() as conn:
+            await conn.execute("DELETE FROM adapters WHERE version = 7")
+    out = capsys.readouterr().out
+    assert "deleted 1 questions and 1 feedback rows of U1" in out
+    assert "adapters trained on their data: wiki-v7 (retired)" in out
+    stored = await everything_stored(bot)
+    assert question not in stored and "Lisbon" not in stored and "Ana from payroll" not in stored
+    (kept,) = await bot.interactions()
+    assert kept["user_id"] == "U2" and [m["content"] for m in kept["prompt_messages"][1:3]] == [REMOVED_TURN] * 2
