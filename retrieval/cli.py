@@ -30,6 +30,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     ingest.add_argument(
         "--base-url", help="page URL prefix for pages without a `url`; `{path}` in it is replaced by the page path"
     )
+    ingest.add_argument(
+        "--allow-mass-deletion",
+        action="store_true",
+        help="delete the pages gone from the source even when they are more than WIKIBOT_INGEST_MAX_DELETE_SHARE",
+    )
     ingest.add_argument("--json", action="store_true", help="print the report as JSON")
     ingest.add_argument("--quiet", action="store_true", help="no progress bar")
     ingest.set_defaults(handler=ingest_command)
@@ -53,10 +58,13 @@ async def db_upgrade(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def ingest_command(args: argparse.Namespace, settings: Settings) -> int:
+    """Exit status: 0 done (pages skipped for having no text are no failure), 1 some page failed."""
     from retrieval.index import WikiIndex
 
     async with WikiIndex.open(settings) as index:
-        report = await index.ingestor(progress=not args.quiet).ingest(args.path, args.space, args.base_url)
+        report = await index.ingestor(progress=not args.quiet).ingest(
+            args.path, args.space, args.base_url, allow_mass_deletion=args.allow_mass_deletion
+        )
     print(json.dumps(report.as_dict(), indent=2) if args.json else report.summary())
     return 1 if report.failed else 0
 

@@ -53,6 +53,13 @@ class Settings(BaseSettings):
     )
     chunk_size: int = Field(default=1200, ge=200, description="Largest chunk, in characters.")
     chunk_overlap: int = Field(default=150, ge=0, description="Characters shared by consecutive chunks of a section.")
+    ingest_max_delete_share: float = Field(
+        default=0.25,
+        ge=0,
+        le=1,
+        description="An ingest that would delete more than this share of a space's pages from its source stops "
+        "before changing anything (a source cut short?); `wikibot ingest --allow-mass-deletion` goes ahead.",
+    )
     search_k: int = Field(default=6, ge=1, description="Chunks retrieved per question.")
     search_candidates: int = Field(
         default=40, ge=1, description="Candidates taken from each of vector and full-text search before fusion."

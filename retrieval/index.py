@@ -49,7 +49,13 @@ class WikiIndex:
         from retrieval.ingest.pipeline import Ingestor
 
         chunker = SectionChunker(self.settings.chunk_size, self.settings.chunk_overlap)
-        return Ingestor(self.store, self.embedder, chunker, progress=progress)
+        return Ingestor(
+            self.store,
+            self.embedder,
+            chunker,
+            progress=progress,
+            max_delete_share=self.settings.ingest_max_delete_share,
+        )
 
     def retriever(self, k: int | None = None, spaces: list[str] | None = None) -> WikiRetriever:
         from retrieval.langchain_retriever import WikiRetriever

@@ -12,11 +12,16 @@ from tqdm import tqdm
 
 from retrieval.embed import Embedder
 from retrieval.ingest.chunking import SectionChunker
-from retrieval.ingest.sources import load_source
+from retrieval.ingest.sources import LoadedSource, load_source
 from retrieval.models import SourcePage
 from retrieval.store import WikiStore
 
 PAGES_PER_BATCH = 32  # pages whose new chunks are embedded together
+SUMMARY_LINES = 20  # pages listed per kind (skipped, failed, deleted) in the summary; --json lists them all
+
+
+class TooManyDeletions(ValueError):
+    """A run would delete more than the allowed share of a space's pages (a source cut short?)."""
 
 
 @dataclass
@@ -26,8 +31,9 @@ class IngestReport:
     added: list[str] = field(default_factory=list)
     updated: list[str] = field(default_factory=list)
     unchanged: int = 0
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # (path, reason): nothing to index
+    failed: list[tuple[str, str]] = field(default_factory=list)  # (path, reason): unreadable, indexed version kept
     deleted: list[str] = field(default_factory=list)
-    failed: list[tuple[str, str]] = field(default_factory=list)
     chunks_written: int = 0
     chunks_embedded: int = 0
     reembedded: int = 0
@@ -35,61 +41,97 @@ class IngestReport:
 
     def summary(self) -> str:
         lines = [
-            f"{self.source} -> space {self.space!r}: {len(self.added)} added, {len(self.updated)} updated, "
-            f"{self.unchanged} unchanged, {len(self.deleted)} deleted, {len(self.failed)} failed "
+            f"{self.source} -> space {self.space!r}: {len(self.added) + len(self.updated)} ingested "
+            f"({len(self.added)} new, {len(self.updated)} updated), {self.unchanged} unchanged, "
+            f"{len(self.skipped)} skipped, {len(self.failed)} failed, {len(self.deleted)} deleted "
             f"({self.chunks_written} chunks written, {self.chunks_embedded} embedded) in {self.seconds:.1f}s"
         ]
         if self.reembedded:
             lines.append(f"re-embedded {self.reembedded} chunks for the new embedding model")
-        lines += [f"  skipped {path}: {reason}" for path, reason in self.failed]
+        lines += _listed("skipped", [f"{path}: {reason}" for path, reason in self.skipped])
+        lines += _listed("failed", [f"{path}: {reason} (its indexed version is kept)" for path, reason in self.failed])
+        lines += _listed("deleted", self.deleted)
         return "\n".join(lines)
 
     def as_dict(self) -> dict:
-        return {**self.__dict__, "failed": [{"path": p, "reason": r} for p, r in self.failed]}
+        return {
+            **self.__dict__,
+            "skipped": [{"path": p, "reason": r} for p, r in self.skipped],
+            "failed": [{"path": p, "reason": r} for p, r in self.failed],
+        }
+
+
+def _listed(kind: str, items: list[str]) -> list[str]:
+    lines = [f"  {kind} {item}" for item in items[:SUMMARY_LINES]]
+    if len(items) > SUMMARY_LINES:
+        lines.append(f"  ... and {len(items) - SUMMARY_LINES} more {kind} (--json lists them all)")
+    return lines
 
 
 class Ingestor:
-    def __init__(self, store: WikiStore, embedder: Embedder, chunker: SectionChunker, progress: bool = False):
+    def __init__(
+        self,
+        store: WikiStore,
+        embedder: Embedder,
+        chunker: SectionChunker,
+        progress: bool = False,
+        max_delete_share: float = 1.0,
+    ):
         self.store = store
         self.embedder = embedder
         self.chunker = chunker
         self.progress = progress
+        self.max_delete_share = max_delete_share
 
-    async def ingest(self, path: Path, space: str, base_url: str | None = None) -> IngestReport:
-        """Bring `space` in line with the source at `path`. Raises SourceError before touching the index."""
+    async def ingest(
+        self, path: Path, space: str, base_url: str | None = None, *, allow_mass_deletion: bool = False
+    ) -> IngestReport:
+        """Bring `space` in line with the source at `path`.
+
+        Raises SourceError or TooManyDeletions before touching the index.
+        """
         started = time.perf_counter()
         loaded = await asyncio.to_thread(load_source, path, base_url)
-        report = IngestReport(source=loaded.root, space=space, failed=loaded.failures)
+        report = IngestReport(source=loaded.root, space=space, skipped=loaded.skipped, failed=loaded.failures)
+        known = await self.store.page_hashes(space, loaded.root)
+        doomed = _deletions(loaded, known)
+        if not allow_mass_deletion:
+            self._check_deletions(report, len(doomed), len(known))
         await self.store.use_embedding_model(self.embedder.model_name, self.embedder.dimensions)
 
-        known = await self.store.page_hashes(space, loaded.root)
         todo: list[SourcePage] = []
         for page in loaded.pages:
             if known.get(page.page_key) == page.content_hash:
                 report.unchanged += 1
             else:
                 todo.append(page)
-                (report.updated if page.page_key in known else report.added).append(page.page_key)
 
         with self._bar(len(todo), "pages") as bar:
             for start in range(0, len(todo), PAGES_PER_BATCH):
                 batch = todo[start : start + PAGES_PER_BATCH]
-                await self._write_pages(space, loaded.root, batch, report)
+                await self._write_pages(space, loaded.root, batch, known, report)
                 bar.update(len(batch))
 
-        # a failed file keeps its indexed version: only pages gone from the source are deleted
-        present = {p.page_key for p in loaded.pages}
-        failed_keys = {_key_of(path, loaded.root) for path, _ in loaded.failures}
-        report.deleted = sorted(set(known) - present - failed_keys)
-        await self.store.delete_pages(space, report.deleted)
-
+        report.deleted = doomed
+        await self.store.delete_pages(space, doomed)
         report.reembedded = await self.embed_missing()
-        if todo or report.deleted or report.reembedded:
+        if report.added or report.updated or report.deleted or report.reembedded:
             await self.store.analyze()
         report.seconds = time.perf_counter() - started
         return report
 
-    async def _write_pages(self, space: str, root: str, pages: list[SourcePage], report: IngestReport) -> None:
+    def _check_deletions(self, report: IngestReport, deleting: int, indexed: int) -> None:
+        if indexed and deleting / indexed > self.max_delete_share:
+            raise TooManyDeletions(
+                f"{report.source}: this run would delete {deleting} of the {indexed} pages of space {report.space!r} "
+                f"read from it ({deleting / indexed:.0%}), more than WIKIBOT_INGEST_MAX_DELETE_SHARE "
+                f"({self.max_delete_share:.0%}); nothing was changed. If those pages are really gone, run again "
+                "with --allow-mass-deletion"
+            )
+
+    async def _write_pages(
+        self, space: str, root: str, pages: list[SourcePage], known: dict[str, str], report: IngestReport
+    ) -> None:
         chunked = [(page, self.chunker.split(page)) for page in pages]
         hashes = list({c.content_hash for _, chunks in chunked for c in chunks})
         vectors = await self.store.known_embeddings(hashes)
@@ -101,6 +143,7 @@ class Ingestor:
             report.chunks_embedded += len(missing)
         for page, chunks in chunked:
             await self.store.replace_page(space, root, page, chunks, [vectors[c.content_hash] for c in chunks])
+            (report.updated if page.page_key in known else report.added).append(page.page_key)
             report.chunks_written += len(chunks)
 
     async def embed_missing(self) -> int:
@@ -117,10 +160,9 @@ class Ingestor:
         return tqdm(total=total, unit=f" {unit}", file=sys.stderr, disable=not self.progress or total == 0)
 
 
-def _key_of(path: str, root: str) -> str:
-    """The page key a failed file would have had (its path below the root, without suffix)."""
-    file = Path(path)
-    try:
-        return file.relative_to(root).with_suffix("").as_posix()
-    except ValueError:
-        return path.rsplit("#", 1)[-1]  # a page inside a dump: "dump.xml#Title"
+def _deletions(loaded: LoadedSource, known: dict[str, str]) -> list[str]:
+    """Indexed pages gone from the source. Only a completely read source says a page is gone; a page that could
+    not be read keeps its indexed version; a page now without text (a redirect) is deleted."""
+    if not loaded.complete:
+        return []
+    return sorted(set(known) - {page.page_key for page in loaded.pages} - loaded.keep)

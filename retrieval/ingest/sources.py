@@ -1,22 +1,26 @@
 """Reading a wiki export into `SourcePage`s: a folder of Markdown/HTML files, or a MediaWiki XML dump.
 
-A file that cannot be read is reported (path and reason) and skipped; a source that cannot be read at
-all raises `SourceError` before anything is changed in the index.
+A page that cannot be read is a failure (path and reason) and keeps its indexed version. A page with nothing to
+index (no text, a redirect) is skipped.
+A source that cannot be read at all raises `SourceError` before anything is changed in the index.
 """
 
 from __future__ import annotations
 
+import os
 import re
+from collections.abc import Callable
+from functools import partial
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote
 
 import frontmatter
 import mwparserfromhell
+import mwxml
 from bs4 import BeautifulSoup
-from langchain_community.document_loaders import MWDumpLoader
-from langchain_core.documents import Document
 from markdownify import markdownify
+from mwparserfromhell.parser import ParserError
 
 from retrieval.models import SourcePage
 
@@ -24,10 +28,20 @@ MARKDOWN_SUFFIXES = {".md", ".markdown"}
 HTML_SUFFIXES = {".html", ".htm"}
 DUMP_SUFFIXES = {".xml"}
 _H1 = re.compile(r"^#\s+(.+?)\s*#*\s*$", re.MULTILINE)
+_REFRESH_URL = re.compile(r"url\s*=\s*['\"]?([^'\"]+)", re.IGNORECASE)  # content="0; url=..." of a meta refresh
+_READ_ERRORS = (OSError, UnicodeDecodeError, ValueError, ParserError)  # a page that cannot be read: a failure
 
 
 class SourceError(ValueError):
     """The source as a whole cannot be ingested (missing, empty, unreadable)."""
+
+
+class _Skip(Exception):
+    """A page with nothing to index: reported as skipped, not as a failure."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
 
 
 @dataclass
@@ -35,6 +49,19 @@ class LoadedSource:
     root: str
     pages: list[SourcePage] = field(default_factory=list)
     failures: list[tuple[str, str]] = field(default_factory=list)  # (path, reason)
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # (path, reason)
+    keep: set[str] = field(default_factory=set)  # page keys that failed: their indexed version stays
+    complete: bool = True  # every page of the source was listed, so an indexed page missing from it is gone
+
+    def add(self, key: str, path: str, read: Callable[[], SourcePage]) -> None:
+        """Add the page that `read` returns, or record why there is none."""
+        try:
+            self.pages.append(read())
+        except _Skip as skip:
+            self.skipped.append((path, skip.reason))
+        except _READ_ERRORS as exc:
+            self.failures.append((path, _reason(exc)))
+            self.keep.add(key)
 
 
 def page_url(base_url: str, path: str) -> str:
@@ -58,32 +85,34 @@ def load_source(path: Path, base_url: str | None = None) -> LoadedSource:
 
 def load_folder(root: Path, base_url: str | None) -> LoadedSource:
     root = root.resolve()
-    files = sorted(
-        p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in MARKDOWN_SUFFIXES | HTML_SUFFIXES
-    )
+    files = sorted(p for p in root.rglob("*") if _is_page_file(p))
     if not files:
         raise SourceError(f"{root}: no Markdown (.md) or HTML (.html) files found")
     loaded = LoadedSource(root=str(root))
     for file in files:
         key = file.relative_to(root).with_suffix("").as_posix()
-        try:
-            loaded.pages.append(_read_file(file, key, base_url))
-        except (OSError, UnicodeDecodeError, ValueError) as exc:
-            loaded.failures.append((str(file), _reason(exc)))
+        loaded.add(key, str(file), partial(_read_file, file, key, base_url))
     return loaded
 
 
+def _is_page_file(path: Path) -> bool:
+    """A Markdown/HTML file, or a broken symbolic link named like one (reported, not silently dropped)."""
+    is_file = path.is_file() or (path.is_symlink() and not path.exists())
+    return is_file and path.suffix.lower() in MARKDOWN_SUFFIXES | HTML_SUFFIXES
+
+
 def _read_file(file: Path, key: str, base_url: str | None) -> SourcePage:
+    if not file.exists():
+        raise ValueError(f"broken symbolic link to {os.readlink(file)}")
     raw = file.read_bytes()
     if b"\x00" in raw:
         raise ValueError("binary file, not text")
     text = raw.decode("utf-8")
     if file.suffix.lower() in HTML_SUFFIXES:
-        title, url, body = _parse_html(text)
+        title, url, body, redirect = _parse_html(text)
     else:
-        title, url, body = _parse_markdown(text)
-    if not body.strip():
-        raise ValueError("no text content")
+        title, url, body, redirect = _parse_markdown(text)
+    _check_text(body, redirect)
     title = title or _first_h1(body) or file.stem.replace("-", " ").replace("_", " ").capitalize()
     if not url:
         if base_url is None:
@@ -92,26 +121,38 @@ def _read_file(file: Path, key: str, base_url: str | None) -> SourcePage:
     return SourcePage(page_key=key, title=title.strip(), url=url, body=body, source_path=str(file))
 
 
-def _parse_markdown(text: str) -> tuple[str | None, str | None, str]:
+def _check_text(body: str, redirect: str | None) -> None:
+    if not body.strip():
+        raise _Skip(f"redirect to {redirect}" if redirect else "no text")
+
+
+def _parse_markdown(text: str) -> tuple[str | None, str | None, str, str | None]:
+    """Title, URL, body and redirect target (`redirect_to`, as Jekyll's redirect pages have) of a Markdown page."""
     try:
         post = frontmatter.loads(text)
     except Exception as exc:  # YAML errors come in several types
         raise ValueError(f"bad front matter: {exc}") from exc
-    title, url = post.metadata.get("title"), post.metadata.get("url")
-    return (str(title) if title else None, str(url) if url else None, post.content)
+    title, url, redirect = (post.metadata.get(name) for name in ("title", "url", "redirect_to"))
+    return (_text_or_none(title), _text_or_none(url), post.content, _text_or_none(redirect))
 
 
-def _parse_html(text: str) -> tuple[str | None, str | None, str]:
+def _parse_html(text: str) -> tuple[str | None, str | None, str, str | None]:
+    """Title, canonical URL, body (as Markdown) and redirect target (a meta refresh) of an HTML page."""
     soup = BeautifulSoup(text, "html.parser")
     canonical = soup.find("link", rel="canonical")
-    url = canonical.get("href") if canonical else None
+    refresh = soup.find("meta", attrs={"http-equiv": re.compile("^refresh$", re.IGNORECASE)})
+    redirect = _REFRESH_URL.search(refresh.get("content", "")) if refresh else None
     title = soup.title.get_text(strip=True) if soup.title else None
     for tag in soup(["script", "style", "nav", "header", "footer"]):
         tag.decompose()
     content = soup.find("main") or soup.body or soup
     # markdownify keeps headings, lists and tables, so one Markdown splitter serves every format
     body = markdownify(str(content), heading_style="ATX")
-    return title, str(url) if url else None, body
+    return title, _text_or_none(canonical.get("href") if canonical else None), body, redirect and redirect.group(1)
+
+
+def _text_or_none(value: object) -> str | None:
+    return str(value) if value else None
 
 
 def _first_h1(body: str) -> str | None:
@@ -125,46 +166,62 @@ def _reason(exc: Exception) -> str:
     return str(exc) or type(exc).__name__
 
 
-class _SectionedDumpLoader(MWDumpLoader):
-    """MWDumpLoader strips `== headings ==` to plain text; keep them as Markdown headings for chunking."""
-
-    def _load_single_page_from_dump(self, page) -> Document:  # type: ignore[no-untyped-def]
-        revisions = list(page)
-        code = mwparserfromhell.parse(revisions[-1].text or "")
-        parts = []
-        for section in code.get_sections(flat=True, include_lead=True):
-            headings = section.filter_headings(recursive=False)
-            if headings:
-                heading = headings[0]
-                parts.append(f"{'#' * heading.level} {heading.title.strip_code().strip()}")
-                section.remove(heading)
-            parts.append(section.strip_code(normalize=True, collapse=True, keep_template_params=False).strip())
-        return Document(page_content="\n\n".join(p for p in parts if p), metadata={"source": page.title})
+def _wikitext_to_markdown(wikitext: str) -> str:
+    """Plain text of a wiki page, its `== headings ==` kept as Markdown headings for chunking."""
+    parts = []
+    for section in mwparserfromhell.parse(wikitext).get_sections(flat=True, include_lead=True):
+        headings = section.filter_headings(recursive=False)
+        if headings:
+            heading = headings[0]
+            parts.append(f"{'#' * heading.level} {heading.title.strip_code().strip()}")
+            section.remove(heading)
+        parts.append(section.strip_code(normalize=True, collapse=True, keep_template_params=False).strip())
+    return "\n\n".join(p for p in parts if p)
 
 
 def load_mediawiki_dump(dump: Path, base_url: str | None) -> LoadedSource:
+    """The article pages (namespace 0) of a dump, from each page's last revision.
+
+    Read with mwxml directly: langchain's MWDumpLoader logs and drops a page it cannot read, and a dump cut off
+    in the middle ends its page list silently, so those pages would be deleted from the index.
+    """
     if base_url is None:
         raise SourceError(f"{dump}: a MediaWiki dump carries no page URLs; give --base-url")
-    loader = _SectionedDumpLoader(dump, namespaces=[0], skip_redirects=True, stop_on_error=False)
     loaded = LoadedSource(root=str(dump.resolve()))
+    title = None  # of the page being read
     try:
-        for doc in loader.lazy_load():
-            title = doc.metadata["source"]
-            path = title.replace(" ", "_")
-            if not doc.page_content.strip():
-                loaded.failures.append((f"{dump}#{title}", "no text content"))
-                continue
-            loaded.pages.append(
-                SourcePage(
-                    page_key=title,
-                    title=title,
-                    url=page_url(base_url, path),
-                    body=doc.page_content,
-                    source_path=f"{dump}#{title}",
-                )
-            )
+        with dump.open(encoding="utf-8") as file:
+            for page in mwxml.Dump.from_file(file).pages:
+                title = page.title
+                if page.namespace == 0:
+                    last = None
+                    for last in page:  # reads the page's XML: the dump may end in the middle
+                        pass
+                    loaded.add(title, f"{dump}#{title}", partial(_dump_page, dump, page, last, base_url))
+                title = None
     except Exception as exc:  # mwxml raises XML, KeyError or ValueError variants for a broken dump
-        raise SourceError(f"{dump}: not a readable MediaWiki XML dump ({_reason(exc)})") from exc
-    if not loaded.pages:
+        if not loaded.pages:
+            raise SourceError(f"{dump}: not a readable MediaWiki XML dump ({_reason(exc)})") from exc
+        # pages after the break are unknown: none may be deleted
+        loaded.complete = False
+        if title is not None:
+            loaded.failures.append((f"{dump}#{title}", "the dump breaks off in this page"))
+            loaded.keep.add(title)
+        loaded.failures.append((str(dump), f"broken or cut off ({_reason(exc)}): later pages not read, none deleted"))
+    if not (loaded.pages or loaded.skipped or loaded.failures):
         raise SourceError(f"{dump}: the dump holds no article pages")
     return loaded
+
+
+def _dump_page(dump: Path, page: mwxml.Page, revision: mwxml.Revision | None, base_url: str) -> SourcePage:
+    if revision is None:
+        raise ValueError("no <revision> in the dump")
+    body = "" if page.redirect else _wikitext_to_markdown(revision.text or "")
+    _check_text(body, page.redirect)
+    return SourcePage(
+        page_key=page.title,
+        title=page.title,
+        url=page_url(base_url, page.title.replace(" ", "_")),
+        body=body,
+        source_path=f"{dump}#{page.title}",
+    )

@@ -5,11 +5,17 @@ from pathlib import Path
 
 import pytest
 
+from bot.cli import main
+from retrieval.config import Settings
 from retrieval.embed import Embedder
 from retrieval.index import WikiIndex
+from retrieval.ingest.pipeline import TooManyDeletions
 from retrieval.ingest.sources import SourceError
 from retrieval.store import EmbeddingModelMismatch
 from retrieval.sample import SAMPLE_BASE_URL
+from tests.retrieval.test_sources import CLAIMS, SUBROGATION, THREE_PAGES, dump_of, dump_page, write
+
+BASE = "https://w.example/{path}"
 
 
 @pytest.fixture(scope="module")
@@ -72,6 +78,90 @@ async def test_bad_file_is_skipped_and_its_indexed_version_kept(index: WikiIndex
     report = await index.ingestor().ingest(wiki, "handbook", SAMPLE_BASE_URL)
     assert report.failed == [(str(victim), "binary file, not text")] and report.deleted == []
     assert [r for r in await chunk_rows(index) if r[0] == f"claims/{victim.stem}"] == before
+
+
+async def indexed_keys(index: WikiIndex, space: str) -> list[str]:
+    async with index.db.connection() as conn:
+        cur = await conn.execute("SELECT page_key FROM pages WHERE space = %s ORDER BY 1", (space,))
+        return [row[0] for row in await cur.fetchall()]
+
+
+def small_wiki(root: Path, n: int) -> list[Path]:
+    """`n` one-section pages, p00.md, p01.md, ..."""
+    return [
+        write(root / f"p{i:02}.md", f"# Page {i}\n## Rule {i}\nRule number {i} says form {i * 7} is due by day {i}.")
+        for i in range(n)
+    ]
+
+
+async def test_dump_cut_off_or_without_revision_keeps_the_pages_it_could_not_read(index: WikiIndex, tmp_path: Path):
+    dump = write(tmp_path / "dump.xml", THREE_PAGES)
+    assert len((await index.ingestor().ingest(dump, "dump", BASE)).added) == 3
+    everything = await indexed_keys(index, "dump")
+
+    dump.write_text(THREE_PAGES[: THREE_PAGES.index("suspicious")])  # cut off in the middle of page 2
+    report = await index.ingestor().ingest(dump, "dump", BASE)
+    assert report.deleted == [] and report.unchanged == 1
+    assert [path for path, _ in report.failed] == [f"{dump}#Fraud Referral", str(dump)]
+    assert await indexed_keys(index, "dump") == everything
+
+    dump.write_text(dump_of(CLAIMS, dump_page(2, "Fraud Referral", None), SUBROGATION))
+    report = await index.ingestor().ingest(dump, "dump", BASE)
+    assert report.deleted == [] and report.failed == [(f"{dump}#Fraud Referral", "no <revision> in the dump")]
+    assert await indexed_keys(index, "dump") == everything
+
+
+async def test_page_turned_dangling_symlink_keeps_its_indexed_version(index: WikiIndex, tmp_path: Path):
+    page = small_wiki(tmp_path / "wiki", 4)[1]
+    await index.ingestor().ingest(tmp_path / "wiki", "links", BASE)
+    page.unlink()
+    page.symlink_to(tmp_path / "moved-away.md")
+    report = await index.ingestor().ingest(tmp_path / "wiki", "links", BASE)
+    assert report.failed == [(str(page), f"broken symbolic link to {tmp_path}/moved-away.md")] and report.deleted == []
+    assert await indexed_keys(index, "links") == ["p00", "p01", "p02", "p03"]
+
+
+async def test_mass_deletion_stops_before_changing_anything_unless_allowed(index: WikiIndex, tmp_path: Path):
+    pages = small_wiki(tmp_path / "wiki", 4)
+    await index.ingestor().ingest(tmp_path / "wiki", "mass", BASE)
+    for page in pages[:2]:
+        page.unlink()
+    pages[2].write_text("# Page 2\n## Rule 2\nRule two changed.")
+    with pytest.raises(TooManyDeletions, match=r"would delete 2 of the 4 pages .* \(50%\).*--allow-mass-deletion"):
+        await index.ingestor().ingest(tmp_path / "wiki", "mass", BASE)
+    assert await indexed_keys(index, "mass") == ["p00", "p01", "p02", "p03"]
+    assert "Rule two changed." not in {r[4] for r in await chunk_rows(index)}, "nothing was changed"
+
+    report = await index.ingestor().ingest(tmp_path / "wiki", "mass", BASE, allow_mass_deletion=True)
+    assert report.deleted == ["p00", "p01"] and report.updated == ["p02"]
+    assert await indexed_keys(index, "mass") == ["p02", "p03"]
+
+
+def use_test_database(monkeypatch: pytest.MonkeyPatch, settings: Settings) -> None:
+    monkeypatch.setenv("WIKIBOT_DATABASE_URL", settings.database_url)
+    monkeypatch.setenv("WIKIBOT_DATA_DIR", str(settings.data_dir))
+
+
+def test_cli_exit_status_says_whether_something_failed(settings: Settings, monkeypatch, capsys, tmp_path: Path):
+    use_test_database(monkeypatch, settings)
+    pages = small_wiki(tmp_path / "wiki", 3)
+    stub = write(tmp_path / "wiki" / "old-name.md", "---\ntitle: Old name\nredirect_to: /p00/\n---\n")
+    argv = ["ingest", str(tmp_path / "wiki"), "--space", "cli", "--base-url", BASE, "--quiet"]
+    assert main(argv) == 0, "a redirect stub is no failure"
+    out = capsys.readouterr().out
+    assert "3 ingested (3 new, 0 updated), 0 unchanged, 1 skipped, 0 failed, 0 deleted" in out
+    assert f"  skipped {stub}: redirect to /p00/" in out
+
+    for page in pages[1:]:
+        page.unlink()
+    assert main(argv) == 2
+    assert "would delete 2 of the 3 pages of space 'cli'" in capsys.readouterr().err
+    assert main([*argv, "--allow-mass-deletion"]) == 0
+    assert "0 ingested (0 new, 0 updated), 1 unchanged, 1 skipped, 0 failed, 2 deleted" in capsys.readouterr().out
+
+    write(tmp_path / "wiki" / "scan.md", b"\x00binary")
+    assert main(argv) == 1
+    assert f"  failed {tmp_path / 'wiki' / 'scan.md'}: binary file, not text" in capsys.readouterr().out
 
 
 async def test_unusable_source_changes_nothing(index: WikiIndex, tmp_path: Path):
