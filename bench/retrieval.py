@@ -1,13 +1,15 @@
-"""Retrieval benchmark: ingestion throughput, search latency and HNSW recall at scale, answer quality.
+"""Retrieval benchmark: ingestion throughput, search latency and HNSW recall at scale, search quality.
 
-    python bench/retrieval.py [--quick]
+    python bench/retrieval.py [--quick | --quality]
 
 Runs on demand, never in the tests, on a throwaway embedded PostgreSQL that is deleted afterwards.
 1. Ingestion of the sample wiki and of each `../shared/corpora/*/pages` (skipped when absent).
 2. `WikiSearch.search` latency (query embedding included, hybrid, k=6) at 10k and 100k chunks: synthetic
    pages in their own space next to the sample wiki, their text recombined from real sentences.
 3. HNSW recall@10 against exact search (index scans off) at the same sizes.
-4. Recall@5 and MRR@10 of each search mode on the sample wiki's labelled questions.
+4. Page-level recall@1, recall@5 and MRR of each search mode on the sample wiki's labelled questions and on
+   the 18F handbook's (bench/questions/, when ../shared/corpora/18f-handbook is there and ingested whole),
+   beside the naive stack (bench/naive.py); on the handbook per kind of question and per half (tune, held-out).
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import sys
 import tempfile
 import time
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,14 +36,15 @@ import psycopg  # noqa: E402
 from pgvector.psycopg import register_vector_async  # noqa: E402
 from psycopg import sql  # noqa: E402
 
-from bench import report  # noqa: E402
+from bench import naive, report  # noqa: E402
+from bench.labelled import HANDBOOK, KINDS, SPLITS, handbook_questions  # noqa: E402
 from retrieval.config import Settings  # noqa: E402
 from retrieval.embed import Embedder  # noqa: E402
 from retrieval.index import WikiIndex  # noqa: E402
 from retrieval.ingest.chunking import SectionChunker  # noqa: E402
 from retrieval.ingest.pipeline import IngestReport  # noqa: E402
 from retrieval.ingest.sources import HTML_SUFFIXES, MARKDOWN_SUFFIXES, load_source  # noqa: E402
-from retrieval.models import SearchHit, embedding_input, sha256  # noqa: E402
+from retrieval.models import embedding_input, sha256  # noqa: E402
 from retrieval.sample import SAMPLE_BASE_URL, SAMPLE_WIKI, ingest_sample_wiki, labelled_questions, sample_spaces  # noqa: E402
 from retrieval.store import WordLimits  # noqa: E402
 
@@ -69,6 +72,7 @@ class Plan:
 
 FULL = Plan(sizes=(10_000, 100_000), passes=3, sentences=12_000, real_embedded=1_000, corpus_pages=None)
 QUICK = Plan(sizes=(10_000,), passes=1, sentences=2_000, real_embedded=200, corpus_pages=40)
+QUALITY = Plan(sizes=(), passes=0, sentences=0, real_embedded=0, corpus_pages=None)
 
 
 # --- output ----------------------------------------------------------------------------------------
@@ -119,39 +123,131 @@ def first_pages(folder: Path, count: int, into: Path) -> Path:
 
 async def ingest_corpora(
     server_url: str, tmp: Path, embedder: Embedder, pages: int | None
-) -> tuple[list[list[object]], list[Path]]:
-    """Ingest each shared corpus into a fresh database: a throughput row each, and the folders ingested."""
+) -> tuple[list[list[object]], dict[Path, Settings]]:
+    """Ingest each shared corpus into a fresh database: a throughput row each, and each folder's settings."""
     folders = sorted(CORPORA.glob("*/pages"))
     if not folders:
         print(f"\nnote: {CORPORA} is absent: only the sample wiki's ingestion is measured")
     if pages is not None:
         folders = [first_pages(f, pages, tmp / "corpora" / f.parent.name / "pages") for f in folders]
-    rows = []
+    rows, ingested = [], {}
     for folder in folders:
         name = folder.parent.name
         settings = Settings(data_dir=tmp, database_url=await new_database(server_url, f"corpus_{name}"))
         async with WikiIndex.open(settings, embedder=embedder) as index:
             rows.append(throughput_row(name, [await index.ingestor().ingest(folder, name, corpus_base_url(folder))]))
-    return rows, folders
+        ingested[folder] = settings
+    return rows, ingested
 
 
 # --- 4. quality -------------------------------------------------------------------------------------
-def page_of(hit: SearchHit) -> str:
-    return f"{hit.space}/{hit.url.split('#')[0].rstrip('/').rsplit('/', 1)[-1]}"
+@dataclass(frozen=True)
+class Asked:
+    """A labelled question and where search put its gold page."""
+
+    kind: str
+    split: str
+    rank: int | None  # of the first gold page among the pages in search order (a page ranks as its best chunk)
+    in_prompt: bool | None = None  # a gold page among the SEARCH_K chunks the model gets (None: not measured)
+    prompt_pages: int | None = None  # distinct pages among those chunks
 
 
-async def quality(index: WikiIndex, name: str, spaces: Sequence[str] | None) -> list[list[object]]:
-    """Recall@5 and MRR@10 of each mode: the rank of the first hit on a labelled page."""
-    rows: list[list[object]] = []
-    for mode in ("vector", "text", "hybrid"):
-        ranks = []
-        for q in labelled_questions():
-            hits = await index.search.search(q.question, k=RECALL_K, spaces=spaces, mode=mode)
-            ranks.append(next((r for r, hit in enumerate(hits, start=1) if page_of(hit) in q.pages), None))
-        recall = sum(r is not None and r <= 5 for r in ranks) / len(ranks)
-        mrr = sum(1 / r for r in ranks if r is not None) / len(ranks)
-        rows.append([name, mode, recall, mrr])
-    return rows
+def page_rank(pages_in_order: Sequence[str], gold: Sequence[str]) -> int | None:
+    """1-based rank of the first gold page in a ranking of chunks' pages (repeats collapse to the first)."""
+    pages = list(dict.fromkeys(pages_in_order))
+    return next((rank for rank, page in enumerate(pages, start=1) if page in gold), None)
+
+
+def scores(asked: Sequence[Asked]) -> list[object]:
+    """n, recall@1, recall@5, MRR and, where measured, the share with a gold page in the prompt and its pages."""
+    ranks = [a.rank for a in asked]
+    row: list[object] = [
+        len(ranks),
+        sum(r == 1 for r in ranks) / len(ranks),
+        sum(r is not None and r <= 5 for r in ranks) / len(ranks),
+        sum(1 / r for r in ranks if r is not None) / len(ranks),
+    ]
+    if all(a.in_prompt is not None for a in asked):
+        row += [sum(bool(a.in_prompt) for a in asked) / len(asked), float(np.mean([a.prompt_pages for a in asked]))]
+    else:
+        row += ["", ""]
+    return row
+
+
+async def page_labels(index: WikiIndex, label: Callable[[str, str], str]) -> dict[int, str]:
+    """Each page id's label as the questions name it, from its space and page key."""
+    async with index.db.connection() as conn:
+        cur = await conn.execute("SELECT id, space, page_key FROM pages")
+        return {page_id: label(space, key) for page_id, space, key in await cur.fetchall()}
+
+
+async def ask(
+    index: WikiIndex, questions: Sequence[tuple[str, Sequence[str], str, str]], spaces: Sequence[str], mode: str,
+    labels: dict[int, str],
+) -> list[Asked]:
+    """Search each (question, gold pages, kind, split): the page ranking over the fused candidates, and what the
+    default k chunks given to the model hold."""
+    asked = []
+    for question, gold, kind, split in questions:
+        ranked = await index.search.search(question, k=index.settings.search_candidates, spaces=spaces, mode=mode)
+        prompt = {labels[h.page_id] for h in await index.search.search(question, spaces=spaces, mode=mode)}
+        rank = page_rank([labels[h.page_id] for h in ranked], gold)
+        asked.append(Asked(kind, split, rank, bool(prompt & set(gold)), len(prompt)))
+    return asked
+
+
+async def naive_baselines(
+    index: WikiIndex, questions: Sequence[tuple[str, Sequence[str], str, str]], spaces: Sequence[str],
+    labels: dict[int, str],
+) -> dict[str, list[Asked]]:
+    """The naive stack over the index's own chunks (title, section path and text; their stored embeddings)."""
+    async with index.db.connection() as conn:
+        cur = await conn.execute(
+            "SELECT page_id, title, section, text, embedding FROM chunks WHERE space = ANY(%s) ORDER BY id",
+            (list(spaces),),
+        )
+        rows = await cur.fetchall()
+    pages = [labels[row[0]] for row in rows]
+    bm25 = naive.Bm25([f"{title}\n{section}\n{text}" for _, title, section, text, _ in rows])
+    vectors = np.stack([np.asarray(row[4].to_numpy(), dtype=np.float32) for row in rows])
+    query_vectors = index.embedder.embed_documents([q for q, _, _, _ in questions])
+    methods: dict[str, list[Asked]] = {"naive BM25": [], "naive MiniLM cosine": [], "naive RRF of the two": []}
+    for (question, gold, kind, split), query_vector in zip(questions, query_vectors, strict=True):
+        lexical = bm25.rank(question)
+        semantic = naive.cosine_rank(vectors, np.asarray(query_vector, dtype=np.float32))
+        for method, order in zip(methods, (lexical, semantic, naive.fused_rank(lexical, semantic)), strict=True):
+            methods[method].append(Asked(kind, split, page_rank([pages[i] for i in order], gold)))
+    return methods
+
+
+async def sample_quality(index: WikiIndex, name: str) -> list[list[object]]:
+    questions = [(q.question, q.pages, "", "") for q in labelled_questions()]
+    labels = await page_labels(index, lambda space, key: f"{space}/{key}")
+    return [
+        [name, "all", mode, *scores(await ask(index, questions, sample_spaces(), mode, labels))]
+        for mode in ("vector", "text", "hybrid")
+    ]
+
+
+async def handbook_quality(settings: Settings, embedder: Embedder) -> tuple[list[list[object]], list[list[object]]]:
+    """Rows of the overall table and of the per-kind table for the 18F handbook's labelled questions."""
+    questions = [(q.question, q.pages, q.kind, q.split) for q in handbook_questions()]
+    space = HANDBOOK.name
+    async with WikiIndex.open(settings, embedder=embedder) as index:
+        labels = await page_labels(index, lambda _, key: key)
+        methods = await naive_baselines(index, questions, [space], labels)
+        for mode in ("vector", "text", "hybrid"):
+            methods[f"wikibot {mode}"] = await ask(index, questions, [space], mode, labels)
+    name = f"18F handbook ({len(labels)} pages)"
+    overall = [[name, "all", method, *scores(asked)] for method, asked in methods.items()]
+    hybrid = methods["wikibot hybrid"]
+    overall += [[name, split, "wikibot hybrid", *scores([a for a in hybrid if a.split == split])] for split in SPLITS]
+    by_kind = [
+        [kind, method, *scores([a for a in methods[method] if a.kind == kind])[:4]]
+        for kind in KINDS
+        for method in ("naive RRF of the two", "wikibot hybrid")
+    ]
+    return overall, by_kind
 
 
 # --- synthetic chunks for scale -------------------------------------------------------------------------
@@ -361,15 +457,41 @@ async def _run(plan: Plan, tmp: Path, server_url: str) -> None:
     )
     async with WikiIndex.open(settings, embedder=embedder) as index:
         ingested = [throughput_row("sample wiki", await ingest_sample_wiki(index))]
-        corpus_rows, corpus_folders = await ingest_corpora(server_url, tmp, embedder, plan.corpus_pages)
-        quality_rows = await quality(index, f"sample wiki ({await chunk_count(index):,} chunks)", None)
-        latency_rows, recall_rows = await at_scale(index, plan, corpus_folders)
-        quality_rows += await quality(index, f"{await chunk_count(index):,} chunks, sample spaces", sample_spaces())
+        corpus_rows, corpora = await ingest_corpora(server_url, tmp, embedder, plan.corpus_pages)
+        quality_rows = await sample_quality(index, f"sample wiki ({await chunk_count(index):,} chunks)")
+        handbook = corpora.get(HANDBOOK / "pages") if plan.corpus_pages is None else None
+        handbook_rows, kind_rows = await handbook_quality(handbook, embedder) if handbook else ([], [])
+        latency_rows, recall_rows = await at_scale(index, plan, list(corpora)) if plan.sizes else ([], [])
+        if plan.sizes:
+            quality_rows += await sample_quality(index, f"{await chunk_count(index):,} chunks, sample spaces")
     table(
         "1. Ingestion (chunk, embed, write; fresh database)",
         ["corpus", "pages", "failed", "chunks", "seconds", "pages/s", "chunks/s"],
         ingested + corpus_rows,
     )
+    if plan.sizes:
+        print_scale(latency_rows, recall_rows)
+    if not handbook:
+        why = "--quick ingests part of it" if plan.corpus_pages is not None else f"{HANDBOOK} is absent"
+        print(f"\nnote: no quality figures on the 18F handbook ({why})")
+    table(
+        f"4. Search quality, page level (a page ranks as its best chunk; recall@5: a gold page among the first 5"
+        f" pages; MRR over the pages of the {settings.search_candidates} fused chunks; in prompt: a gold page among"
+        f" the k={SEARCH_K} chunks the model gets, and how many pages they come from). Questions: the sample"
+        f" wiki's {len(labelled_questions())}; the handbook's {len(handbook_questions())}"
+        " (bench/questions/), tuned on one half, the other held out",
+        ["index", "questions", "method", "n", "recall@1", "recall@5", "MRR", "in prompt", "pages in prompt"],
+        quality_rows + handbook_rows,
+    )
+    if kind_rows:
+        table(
+            "5. The 18F handbook by kind of question",
+            ["kind", "method", "n", "recall@1", "recall@5", "MRR"],
+            kind_rows,
+        )
+
+
+def print_scale(latency_rows: list[list[object]], recall_rows: list[list[object]]) -> None:
     table(
         f"2. Search latency, ms (WikiSearch.search: hybrid, k={SEARCH_K}, all spaces, query embedding included;"
         " the parts timed alone: search runs the full-text query while it embeds the question)",
@@ -381,11 +503,6 @@ async def _run(plan: Plan, tmp: Path, server_url: str) -> None:
         f" within {TIE} of the exact {RECALL_K}th's similarity counts)",
         ["chunks", "queries", f"recall@{RECALL_K}", "worst query"],
         recall_rows,
-    )
-    table(
-        f"4. Quality on the {len(labelled_questions())} labelled questions (a hit counts on a labelled page)",
-        ["index", "mode", "recall@5", "MRR@10"],
-        quality_rows,
     )
 
 
@@ -426,13 +543,15 @@ async def at_scale(
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument(
+    plans = parser.add_mutually_exclusive_group()
+    plans.add_argument(
         "--quick", action="store_true", help="a smoke run: 10k chunks only, one timed pass, 40 pages per corpus"
     )
+    plans.add_argument("--quality", action="store_true", help="ingestion and search quality only (no scale)")
     args = parser.parse_args()
     warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
     with tempfile.TemporaryDirectory(prefix="wikibot-bench-") as tmp:
-        asyncio.run(run(QUICK if args.quick else FULL, Path(tmp)))
+        asyncio.run(run(QUICK if args.quick else QUALITY if args.quality else FULL, Path(tmp)))
 
 
 if __name__ == "__main__":
