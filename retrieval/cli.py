@@ -6,8 +6,12 @@ Handlers import what they use when they run: `wikibot --help` and each command p
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
+import signal
 import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -58,15 +62,34 @@ async def db_upgrade(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def ingest_command(args: argparse.Namespace, settings: Settings) -> int:
-    """Exit status: 0 done (pages skipped for having no text are no failure), 1 some page failed."""
+    """Exit status: 0 done (pages skipped for having no text are no failure), 1 some page failed, 130 interrupted."""
     from retrieval.index import WikiIndex
 
     async with WikiIndex.open(settings) as index:
-        report = await index.ingestor(progress=not args.quiet).ingest(
-            args.path, args.space, args.base_url, allow_mass_deletion=args.allow_mass_deletion
-        )
+        ingestor = index.ingestor(progress=not args.quiet)
+        with stop_on_ctrl_c(ingestor.stop):
+            report = await ingestor.ingest(
+                args.path, args.space, args.base_url, allow_mass_deletion=args.allow_mass_deletion
+            )
     print(json.dumps(report.as_dict(), indent=2) if args.json else report.summary())
-    return 1 if report.failed else 0
+    return 130 if report.interrupted else 1 if report.failed else 0
+
+
+@contextmanager
+def stop_on_ctrl_c(stop: Callable[[], None]) -> Iterator[None]:
+    """The first Ctrl-C calls `stop` (finish the current step, keep what is done); a second one quits at once."""
+    loop = asyncio.get_running_loop()
+
+    def first() -> None:
+        loop.remove_signal_handler(signal.SIGINT)  # back to KeyboardInterrupt
+        print("wikibot: stopping after the current step (Ctrl-C again to quit at once)", file=sys.stderr)
+        stop()
+
+    loop.add_signal_handler(signal.SIGINT, first)
+    try:
+        yield
+    finally:
+        loop.remove_signal_handler(signal.SIGINT)
 
 
 async def search_command(args: argparse.Namespace, settings: Settings) -> int:

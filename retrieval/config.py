@@ -53,6 +53,12 @@ class Settings(BaseSettings):
     )
     chunk_size: int = Field(default=1200, ge=200, description="Largest chunk, in characters.")
     chunk_overlap: int = Field(default=150, ge=0, description="Characters shared by consecutive chunks of a section.")
+    ingest_max_page_mb: float = Field(
+        default=2.0,
+        gt=0,
+        description="Largest page file (or dump page) ingested, in MB; a larger one is skipped unread with a message "
+        "and keeps its indexed version (1 MB of text is about 1,500 chunks to embed).",
+    )
     ingest_max_delete_share: float = Field(
         default=0.25,
         ge=0,

@@ -54,6 +54,7 @@ class WikiIndex:
             self.embedder,
             chunker,
             progress=progress,
+            max_page_bytes=int(self.settings.ingest_max_page_mb * 1e6),
             max_delete_share=self.settings.ingest_max_delete_share,
         )
 

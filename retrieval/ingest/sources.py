@@ -1,7 +1,7 @@
 """Reading a wiki export into `SourcePage`s: a folder of Markdown/HTML files, or a MediaWiki XML dump.
 
 A page that cannot be read is a failure (path and reason) and keeps its indexed version. A page with nothing to
-index (no text, a redirect) is skipped.
+index (no text, a redirect) is skipped; one larger than the size limit is skipped and keeps its indexed version.
 A source that cannot be read at all raises `SourceError` before anything is changed in the index.
 """
 
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+import threading
 from collections.abc import Callable
 from functools import partial
 from dataclasses import dataclass, field
@@ -37,11 +38,12 @@ class SourceError(ValueError):
 
 
 class _Skip(Exception):
-    """A page with nothing to index: reported as skipped, not as a failure."""
+    """A page with nothing to index, or too large to read: reported as skipped, not as a failure."""
 
-    def __init__(self, reason: str) -> None:
+    def __init__(self, reason: str, keep: bool = False) -> None:
         super().__init__(reason)
         self.reason = reason
+        self.keep = keep  # the page was not read: its indexed version stays
 
 
 @dataclass
@@ -50,7 +52,7 @@ class LoadedSource:
     pages: list[SourcePage] = field(default_factory=list)
     failures: list[tuple[str, str]] = field(default_factory=list)  # (path, reason)
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (path, reason)
-    keep: set[str] = field(default_factory=set)  # page keys that failed: their indexed version stays
+    keep: set[str] = field(default_factory=set)  # page keys not read (failed, too large): their indexed version stays
     complete: bool = True  # every page of the source was listed, so an indexed page missing from it is gone
 
     def add(self, key: str, path: str, read: Callable[[], SourcePage]) -> None:
@@ -59,6 +61,8 @@ class LoadedSource:
             self.pages.append(read())
         except _Skip as skip:
             self.skipped.append((path, skip.reason))
+            if skip.keep:
+                self.keep.add(key)
         except _READ_ERRORS as exc:
             self.failures.append((path, _reason(exc)))
             self.keep.add(key)
@@ -72,26 +76,50 @@ def page_url(base_url: str, path: str) -> str:
     return f"{base_url.rstrip('/')}/{quoted}"
 
 
-def load_source(path: Path, base_url: str | None = None) -> LoadedSource:
+@dataclass(frozen=True)
+class _Limits:
+    max_page_bytes: int | None
+    stop: threading.Event
+
+    def check_size(self, size: int) -> None:
+        if self.max_page_bytes is not None and size > self.max_page_bytes:
+            raise _Skip(
+                f"too large ({size / 1e6:.2g} MB, over WIKIBOT_INGEST_MAX_PAGE_MB = {self.max_page_bytes / 1e6:g})",
+                keep=True,
+            )
+
+
+def load_source(
+    path: Path,
+    base_url: str | None = None,
+    max_page_bytes: int | None = None,
+    stop: threading.Event | None = None,
+) -> LoadedSource:
+    """Read every page at `path`; pages over `max_page_bytes` are skipped unread. Once `stop` is set, the pages
+    read so far come back (as an incomplete source)."""
     path = path.expanduser()
     if not path.exists():
         raise SourceError(f"{path}: no such file or folder")
+    limits = _Limits(max_page_bytes, stop or threading.Event())
     if path.is_dir():
-        return load_folder(path, base_url)
+        return load_folder(path, base_url, limits)
     if path.suffix.lower() in DUMP_SUFFIXES:
-        return load_mediawiki_dump(path, base_url)
+        return load_mediawiki_dump(path, base_url, limits)
     raise SourceError(f"{path}: expected a folder of Markdown/HTML files or a MediaWiki XML dump (.xml)")
 
 
-def load_folder(root: Path, base_url: str | None) -> LoadedSource:
+def load_folder(root: Path, base_url: str | None, limits: _Limits) -> LoadedSource:
     root = root.resolve()
     files = sorted(p for p in root.rglob("*") if _is_page_file(p))
     if not files:
         raise SourceError(f"{root}: no Markdown (.md) or HTML (.html) files found")
     loaded = LoadedSource(root=str(root))
     for file in files:
+        if limits.stop.is_set():
+            loaded.complete = False
+            break
         key = file.relative_to(root).with_suffix("").as_posix()
-        loaded.add(key, str(file), partial(_read_file, file, key, base_url))
+        loaded.add(key, str(file), partial(_read_file, file, key, base_url, limits))
     return loaded
 
 
@@ -101,9 +129,10 @@ def _is_page_file(path: Path) -> bool:
     return is_file and path.suffix.lower() in MARKDOWN_SUFFIXES | HTML_SUFFIXES
 
 
-def _read_file(file: Path, key: str, base_url: str | None) -> SourcePage:
+def _read_file(file: Path, key: str, base_url: str | None, limits: _Limits) -> SourcePage:
     if not file.exists():
         raise ValueError(f"broken symbolic link to {os.readlink(file)}")
+    limits.check_size(file.stat().st_size)
     raw = file.read_bytes()
     if b"\x00" in raw:
         raise ValueError("binary file, not text")
@@ -179,7 +208,7 @@ def _wikitext_to_markdown(wikitext: str) -> str:
     return "\n\n".join(p for p in parts if p)
 
 
-def load_mediawiki_dump(dump: Path, base_url: str | None) -> LoadedSource:
+def load_mediawiki_dump(dump: Path, base_url: str | None, limits: _Limits) -> LoadedSource:
     """The article pages (namespace 0) of a dump, from each page's last revision.
 
     Read with mwxml directly: langchain's MWDumpLoader logs and drops a page it cannot read, and a dump cut off
@@ -192,12 +221,15 @@ def load_mediawiki_dump(dump: Path, base_url: str | None) -> LoadedSource:
     try:
         with dump.open(encoding="utf-8") as file:
             for page in mwxml.Dump.from_file(file).pages:
+                if limits.stop.is_set():
+                    loaded.complete = False
+                    break
                 title = page.title
                 if page.namespace == 0:
                     last = None
                     for last in page:  # reads the page's XML: the dump may end in the middle
                         pass
-                    loaded.add(title, f"{dump}#{title}", partial(_dump_page, dump, page, last, base_url))
+                    loaded.add(title, f"{dump}#{title}", partial(_dump_page, dump, page, last, base_url, limits))
                 title = None
     except Exception as exc:  # mwxml raises XML, KeyError or ValueError variants for a broken dump
         if not loaded.pages:
@@ -213,10 +245,14 @@ def load_mediawiki_dump(dump: Path, base_url: str | None) -> LoadedSource:
     return loaded
 
 
-def _dump_page(dump: Path, page: mwxml.Page, revision: mwxml.Revision | None, base_url: str) -> SourcePage:
+def _dump_page(
+    dump: Path, page: mwxml.Page, revision: mwxml.Revision | None, base_url: str, limits: _Limits
+) -> SourcePage:
     if revision is None:
         raise ValueError("no <revision> in the dump")
-    body = "" if page.redirect else _wikitext_to_markdown(revision.text or "")
+    wikitext = revision.text or ""
+    limits.check_size(len(wikitext.encode("utf-8")))
+    body = "" if page.redirect else _wikitext_to_markdown(wikitext)
     _check_text(body, page.redirect)
     return SourcePage(
         page_key=page.title,

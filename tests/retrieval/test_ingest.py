@@ -1,8 +1,13 @@
 """Ingestion against a real PostgreSQL: incremental, nothing duplicated, nothing lost."""
 
+import json
+import os
 import shutil
+import signal
+import threading
 from pathlib import Path
 
+import psycopg
 import pytest
 
 from bot.cli import main
@@ -137,6 +142,20 @@ async def test_mass_deletion_stops_before_changing_anything_unless_allowed(index
     assert await indexed_keys(index, "mass") == ["p02", "p03"]
 
 
+async def test_page_over_the_size_limit_is_skipped_and_keeps_its_indexed_version(index: WikiIndex, tmp_path: Path):
+    page = small_wiki(tmp_path / "wiki", 4)[3]
+    await index.ingestor().ingest(tmp_path / "wiki", "big", BASE)
+    before = [r for r in await chunk_rows(index) if r[3].startswith("https://w.example/p03")]
+    page.write_text("# Page 3\n" + "A pasted log line.\n" * 2000)  # 38 kB
+    capped = index.settings.model_copy(update={"ingest_max_page_mb": 0.02})
+    async with WikiIndex.open(capped, db=index.db, embedder=index.embedder) as small_pages_only:
+        report = await small_pages_only.ingestor().ingest(tmp_path / "wiki", "big", BASE)
+    assert report.skipped == [(str(page), "too large (0.038 MB, over WIKIBOT_INGEST_MAX_PAGE_MB = 0.02)")]
+    assert report.failed == report.deleted == [] and report.unchanged == 3
+    assert f"skipped {page}: too large" in report.summary()
+    assert [r for r in await chunk_rows(index) if r[3].startswith("https://w.example/p03")] == before
+
+
 def use_test_database(monkeypatch: pytest.MonkeyPatch, settings: Settings) -> None:
     monkeypatch.setenv("WIKIBOT_DATABASE_URL", settings.database_url)
     monkeypatch.setenv("WIKIBOT_DATA_DIR", str(settings.data_dir))
@@ -162,6 +181,39 @@ def test_cli_exit_status_says_whether_something_failed(settings: Settings, monke
     write(tmp_path / "wiki" / "scan.md", b"\x00binary")
     assert main(argv) == 1
     assert f"  failed {tmp_path / 'wiki' / 'scan.md'}: binary file, not text" in capsys.readouterr().out
+
+
+def test_ctrl_c_stops_the_ingest_and_keeps_the_pages_written(settings: Settings, monkeypatch, capsys, tmp_path: Path):
+    use_test_database(monkeypatch, settings)
+    small_wiki(tmp_path / "wiki", 70)  # stored 16 at a time (EMBED_SLICE)
+    argv = ["ingest", str(tmp_path / "wiki"), "--space", "ctrl-c", "--base-url", BASE, "--quiet", "--json"]
+    done = threading.Event()
+
+    def press_ctrl_c_once_pages_are_written() -> None:
+        with psycopg.connect(settings.database_url, autocommit=True) as conn:
+            while not done.wait(0.02):
+                if conn.execute("SELECT count(*) FROM pages WHERE space = 'ctrl-c'").fetchone()[0]:
+                    os.kill(os.getpid(), signal.SIGINT)
+                    return
+
+    presser = threading.Thread(target=press_ctrl_c_once_pages_are_written, daemon=True)
+    presser.start()
+    try:
+        assert main(argv) == 130
+    finally:
+        done.set()
+        presser.join()
+    captured = capsys.readouterr()
+    report = json.loads(captured.out)
+    assert "stopping after the current step" in captured.err
+    assert report["interrupted"] and report["deleted"] == [] and 0 < len(report["added"]) < 70
+    with psycopg.connect(settings.database_url) as conn:
+        kept = {r[0] for r in conn.execute("SELECT page_key FROM pages WHERE space = 'ctrl-c'")}
+    assert kept == set(report["added"]), "every page reported ingested is in the index, and only those"
+
+    assert main(argv) == 0
+    rerun = json.loads(capsys.readouterr().out)
+    assert rerun["unchanged"] == len(kept) and len(rerun["added"]) == 70 - len(kept)
 
 
 async def test_unusable_source_changes_nothing(index: WikiIndex, tmp_path: Path):

@@ -1,3 +1,4 @@
+import threading
 from pathlib import Path
 
 import pytest
@@ -117,6 +118,25 @@ def test_18f_handbook_redirect_stubs_are_skipped_and_nothing_fails():
     assert loaded.failures == []
     assert len(loaded.skipped) == 8 and all(reason.startswith("redirect to ") for _, reason in loaded.skipped)
     assert len(loaded.pages) == len(list(HANDBOOK.rglob("*.md"))) - 8
+
+
+def test_a_page_over_the_size_limit_is_skipped_unread_and_kept(tmp_path: Path):
+    write(tmp_path / "small.md", "# Small\ntext")
+    write(tmp_path / "huge.md", "# Huge\n" + "log line\n" * 300_000)
+    loaded = load_source(tmp_path, "https://w/", max_page_bytes=2_000_000)
+    assert [p.page_key for p in loaded.pages] == ["small"] and loaded.failures == []
+    assert loaded.skipped == [(str(tmp_path / "huge.md"), "too large (2.7 MB, over WIKIBOT_INGEST_MAX_PAGE_MB = 2)")]
+    assert loaded.keep == {"huge"}
+    dump = load_source(write(tmp_path / "dump.xml", dump_of(dump_page(1, "Huge", "x" * 2_100_000))), "https://w/", 2_000_000)
+    assert dump.skipped == [(f"{tmp_path}/dump.xml#Huge", "too large (2.1 MB, over WIKIBOT_INGEST_MAX_PAGE_MB = 2)")]
+
+
+def test_a_set_stop_returns_an_incomplete_source(tmp_path: Path):
+    write(tmp_path / "a.md", "# A\ntext")
+    stop = threading.Event()
+    stop.set()
+    loaded = load_source(tmp_path, "https://w/", stop=stop)
+    assert loaded.pages == [] and not loaded.complete, "an incomplete source deletes nothing"
 
 
 def test_pages_without_url_need_a_base_url(tmp_path: Path):
