@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 from slack_bolt.async_app import AsyncApp
 from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler
 from slack_sdk.web.async_client import AsyncWebClient
@@ -12,6 +14,13 @@ from retrieval.config import Settings
 
 
 SLACK_RATE_LIMIT_RETRIES = 2
+
+
+log = logging.getLogger(__name__)
+NO_ADMINS = (
+    "WIKIBOT_ADMIN_USERS is empty: no one sees usage and feedback in the App Home. Set it to Slack member ids "
+    """(a profile's ⋮ menu: Copy member ID), e.g. WIKIBOT_ADMIN_USERS='["U0123ABCD"]'"""
+)
 
 
 class SlackNotConfigured(ValueError):
@@ -41,6 +50,8 @@ def build_app(services: BotServices, client: AsyncWebClient | None = None) -> As
         raise SlackNotConfigured(
             f"Slack is not configured: set {' and '.join(missing)} (see deploy/slack/README.md for how to get them)"
         )
+    if not settings.admin_users:
+        log.warning(NO_ADMINS)
     app = AsyncApp(
         client=client or slack_client(settings),
         signing_secret=settings.slack_signing_secret or "",  # Socket Mode requests are not signed

@@ -12,6 +12,9 @@ from bot.home import HomeStats
 from bot.prompt import Turn
 from retrieval.db import Database
 
+# the latest corrections read for an admin's App Home; it shows the first few from conversations they are in
+RECENT_CORRECTIONS_READ = 50
+
 
 @dataclass(frozen=True)
 class ActiveAdapter:
@@ -135,8 +138,10 @@ class BotStore:
             up, down = await cur.fetchone()  # type: ignore[misc]
             cur = conn.cursor(row_factory=dict_row)
             await cur.execute(
-                "SELECT f.user_id, f.text, i.question FROM feedback f JOIN interactions i ON i.id = f.interaction_id"
-                " WHERE f.kind = 'correction' AND f.retracted_at IS NULL ORDER BY f.created_at DESC LIMIT 5"
+                "SELECT f.user_id, f.text, i.question, i.channel_id FROM feedback f"
+                " JOIN interactions i ON i.id = f.interaction_id WHERE f.kind = 'correction' AND f.retracted_at IS NULL"
+                " ORDER BY f.created_at DESC LIMIT %s",
+                (RECENT_CORRECTIONS_READ,),
             )
             corrections = await cur.fetchall()
             await cur.execute(

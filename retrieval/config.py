@@ -171,7 +171,9 @@ class Settings(BaseSettings):
     stream_answers: bool = Field(default=True, description="Stream answers as they are generated (chat.startStream).")
     admin_users: list[str] = Field(
         default_factory=list,
-        description="Slack user ids who see usage, feedback and training charts in the App Home; empty: everyone.",
+        description='Slack member ids of the people who see usage, feedback and training charts in the App Home, e.g. '
+        '["U0123ABCD"] (a profile\'s ⋮ menu: Copy member ID); empty: no one. They see corrections only from '
+        "conversations they are in.",
     )
     company_name: str = Field(default="the company", description="Name used in the bot's instructions.")
     reviewers: dict[str, list[str]] = Field(

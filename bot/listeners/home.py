@@ -15,9 +15,9 @@ from bot.services import BotServices
 
 def register(app: AsyncApp, services: BotServices) -> None:
     async def publish_home(client: AsyncWebClient, user: str) -> None:
-        admins = services.settings.admin_users
-        is_admin = not admins or user in admins
+        is_admin = user in services.settings.admin_users
         stats = await services.store.home_stats() if is_admin else HomeStats()
+        stats.recent_corrections = await reviews.members_only(client, user, stats.recent_corrections)
         view = home_view(stats, is_admin)
         view["blocks"] += await reviews.review_section(client, services, user)
         await client.views_publish(user_id=user, view=view)

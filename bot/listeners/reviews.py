@@ -65,8 +65,14 @@ async def reviewable(
         c for c in await services.feedback.corrections_to_review(feedback_id)
         if c["user_id"] != user and reviews(user, c["channel_id"], c["spaces"], reviewers)
     ]  # fmt: skip
-    member_of = {channel: await is_member(client, channel, user) for channel in {c["channel_id"] for c in waiting}}
-    return [c for c in waiting if member_of[c["channel_id"]]]
+    return await members_only(client, user, waiting)
+
+
+async def members_only(client: AsyncWebClient, user: str, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The `rows` (each with its `channel_id`) from conversations `user` is a member of: no view shows anyone a
+    question from a conversation they are not part of."""
+    member_of = {channel: await is_member(client, channel, user) for channel in {r["channel_id"] for r in rows}}
+    return [r for r in rows if member_of[r["channel_id"]]]
 
 
 async def is_member(client: AsyncWebClient, channel: str | None, user: str) -> bool:

@@ -56,6 +56,7 @@ METHOD_SCOPES: dict[str, set[str]] = {
     "conversations.replies": {"channels:history", "groups:history", "im:history"},
     "conversations.history": {"channels:history", "groups:history", "im:history"},
     "conversations.info": {"channels:read", "groups:read", "im:read"},
+    "conversations.members": {"channels:read", "groups:read", "im:read"},
     "conversations.open": {"im:write"},
     "users.info": {"users:read"},
     "users.profile.get": {"users.profile:read"},

@@ -32,7 +32,7 @@ async def bot(wiki: WikiIndex, settings: Settings, slack: FakeSlackAPI, embedder
     configured = slack_settings(
         settings, slack, llm_base_url=vllm_url, llm_max_tokens=24, llm_temperature=0.0, prompt_max_chars=1500,
         allowed_channels=["C1", "C2", "CEMPTY"], channel_spaces={"CEMPTY": ["no-such-space"]}, allow_dms=True,
-        dm_spaces=sample_spaces(),
+        dm_spaces=sample_spaces(), admin_users=["U1"],
     )
     async with running_bot(configured, slack, embedder) as running:
         yield running

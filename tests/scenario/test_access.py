@@ -96,7 +96,8 @@ async def test_direct_messages_see_only_the_spaces_set_for_them(
 async def correct_with_the_form(bot: RunningBot, user: str, answer: dict[str, Any], text: str) -> None:
     values = {"answer": {"text": {"type": "plain_text_input", "value": text}},
               "source": {"choice": {"type": "static_select", "selected_option": {"value": "1"}}}}
-    metadata = json.dumps({"interaction_id": answer["id"], "channel": "C1", "thread_ts": answer["thread_ts"]})
+    metadata = json.dumps({"interaction_id": answer["id"], "channel": answer["channel_id"],
+                           "thread_ts": answer["thread_ts"]})
     await ev.async_post_action(bot.url, ev.view_submission(user, CORRECTION_VIEW, values, metadata), SIGNING_SECRET)
 
 
@@ -145,3 +146,44 @@ async def test_purge_removes_every_copy_and_names_the_adapters_trained_on_it(bot
     assert question not in stored and "Lisbon" not in stored and "Ana from payroll" not in stored
     (kept,) = await bot.interactions()
     assert kept["user_id"] == "U2" and [m["content"] for m in kept["prompt_messages"][1:3]] == [REMOVED_TURN] * 2
+
+
+async def open_home(bot: RunningBot, user: str) -> str:
+    """Open `user`'s App Home; every text of the view published for them."""
+    before = len(bot.slack.calls_to("views.publish"))
+    await bot.post({"type": "app_home_opened", "user": user, "channel": "D1", "tab": "home", "event_ts": ev.new_ts()})
+    published = (await bot.slack.async_wait_for("views.publish", before + 1))[-1].params
+    assert published["user_id"] == user
+    return json.dumps(published["view"], ensure_ascii=False)
+
+
+async def test_app_home_shows_admins_only_and_only_corrections_from_their_conversations(
+    wiki: WikiIndex, settings: Settings, slack: FakeSlackAPI, embedder: Embedder, llm: str,
+    caplog: pytest.LogCaptureFixture,
+):
+    asked = [("U1", "C1", "what is the VPN session timeout?", "C1 fix: twelve hours [1]."),
+             ("U2", "D5", "can I take leave for my divorce hearing?", "DM fix: two days of personal leave [1]."),
+             ("U4", "C2", "who approves laptop requests?", "C2 fix: the IT desk [1].")]
+    slack.set_members("C1", ["U1", "U9"])
+    slack.set_members("C2", ["U4"])
+    slack.set_members("D5", ["U2", "UBOT"])
+    caplog.set_level(logging.WARNING, logger="bot")
+    async with bot_with(settings, slack, embedder, llm) as bot:
+        assert "WIKIBOT_ADMIN_USERS is empty: no one sees usage and feedback in the App Home" in caplog.text
+        assert "Last 7 days" not in await open_home(bot, "U9"), "no admins set: no one sees the numbers"
+
+    async with bot_with(settings, slack, embedder, llm, admin_users=["U9"]) as bot:
+        for n, (user, channel, question, correction) in enumerate(asked, 1):
+            message = ev.message_im(user, question, channel=channel) if channel.startswith("D") else (
+                ev.app_mention(user, channel, f"<@UBOT> {question}"))
+            await bot.post(message)
+            answer = (await bot.wait_answered(n))[-1]
+            await correct_with_the_form(bot, user, answer, correction)
+        async with asyncio.timeout(10):
+            while not all(c[3] in stored for stored in [await everything_stored(bot)] for c in asked):
+                await asyncio.sleep(0.05)
+        admin = await open_home(bot, "U9")
+        assert "Last 7 days" in admin and "C1 fix: twelve hours" in admin and asked[0][2] in admin
+        assert "DM fix" not in admin and "divorce" not in admin, "another person's direct messages"
+        assert "C2 fix" not in admin and "laptop" not in admin, "a channel the admin is not in"
+        assert "Last 7 days" not in await open_home(bot, "U2"), "not an admin"

@@ -69,6 +69,7 @@ async def test_app_home_for_an_empty_and_a_busy_history(bot: RunningBot):
     await bot.wait_answered(1)
     await bot.post(ev.channel_message("U3", "C1", "Wrong, it is 12 hours now.", thread_ts=question["ts"]))
     await asyncio.sleep(0.4)
+    bot.slack.set_members("C1", ["U1", "U3"])  # an admin sees corrections from conversations they are in
     await bot.post({"type": "app_home_opened", "user": "U1", "channel": "D1", "tab": "home", "event_ts": ev.new_ts()})
     calls = await bot.slack.async_wait_for("views.publish", count=2)
     busy = texts(calls[1].params["view"])
