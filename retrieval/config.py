@@ -219,6 +219,20 @@ class Settings(BaseSettings):
     train_heldout_fraction: float = Field(
         default=0.2, gt=0, lt=1, description="Share of prompts kept out of training to gate new adapters."
     )
+    train_max_user_share: float = Field(
+        default=0.2,
+        gt=0,
+        le=1,
+        description="Most of a dataset snapshot one person may shape: their votes and corrections count on at most "
+        "this share of the prompts that have feedback (never fewer than TRAIN_USER_MIN_PROMPTS), their earliest; "
+        "the rest of theirs is left out (the snapshot's stats count it). 1: no cap.",
+    )
+    train_user_min_prompts: int = Field(
+        default=10,
+        ge=1,
+        description="Prompts one person's feedback may always shape, whatever TRAIN_MAX_USER_SHARE gives: a small "
+        "team's first feedback still counts.",
+    )
     train_beta: float = Field(default=0.1, gt=0, description="DPO beta.")
     train_learning_rate: float = Field(default=5e-5, gt=0, description="Learning rate.")
     train_epochs: float = Field(default=3.0, gt=0, description="Epochs over the training pairs.")

@@ -35,10 +35,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 async def pairs_build(args: argparse.Namespace, settings: Settings) -> int:
     from retrieval.db import Database
-    from training.datasets import build_snapshot
+    from training.datasets import PersonCap, build_snapshot
 
     async with Database.open(settings) as db:
-        snapshot = await build_snapshot(db, settings.train_heldout_fraction)
+        snapshot = await build_snapshot(db, settings.train_heldout_fraction, cap=PersonCap.from_settings(settings))
     print(json.dumps(snapshot.as_dict(), indent=2) if args.json else summary(snapshot))
     return 0
 
@@ -82,4 +82,7 @@ def summary(snapshot: DatasetSnapshot) -> str:
             f" {s.get('corrections_awaiting_review', 0)} awaiting a reviewer, {s.get('corrections_rejected', 0)}"
             " rejected by one"
         )
+    if s.get("feedback_capped"):
+        lines.append(f"  {s['feedback_capped']} votes and corrections left out: one person may shape only so much of"
+                     " a snapshot (WIKIBOT_TRAIN_MAX_USER_SHARE)")
     return "\n".join(lines)

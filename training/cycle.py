@@ -19,7 +19,7 @@ from typing import Any
 
 from retrieval.config import Settings
 from retrieval.db import Database
-from training.datasets import build_snapshot, load_pairs, prune_snapshots
+from training.datasets import PersonCap, build_snapshot, load_pairs, prune_snapshots
 from training.answer_quality import answer_cases, decide_answers
 from training.gate import GateDecision, GateMetrics, decide, evaluate, evaluate_answers, evaluate_candidate
 from training.registry import AdapterRegistry, training_lock
@@ -117,7 +117,7 @@ async def _gate_answers(
 
 async def _train_gate_swap(settings: Settings, db: Database, report: CycleReport, force: bool) -> None:
     base_model: str = settings.base_model  # type: ignore[assignment]  # checked by run_cycle
-    snapshot = await build_snapshot(db, settings.train_heldout_fraction)
+    snapshot = await build_snapshot(db, settings.train_heldout_fraction, cap=PersonCap.from_settings(settings))
     await prune_snapshots(db, settings.train_keep_datasets)  # only runs prune: this one is the newest, and kept
     report.dataset_id, report.new_pairs = snapshot.id, snapshot.new_pairs
     if snapshot.new_pairs < settings.train_min_new_pairs and not force:

@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import json
 import logging
+import math
+from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -18,6 +21,7 @@ from typing import Any
 import psycopg
 from psycopg.types.json import Jsonb
 
+from retrieval.config import Settings
 from retrieval.db import Database
 from training.pairs import (
     DEFAULT_MAX_DISTRACTORS,
@@ -74,6 +78,7 @@ SELECT count(*) FILTER (WHERE status = 'unconfirmed'), count(*) FILTER (WHERE st
 FROM correction_status WHERE retracted_at IS NULL
 """
 WITHHELD_STATS = ("corrections_unconfirmed", "corrections_awaiting_review", "corrections_rejected")
+WEIGHING_KINDS = ("rating", "correction")  # the feedback PersonCap counts: it makes pairs
 # Snapshots past the newest `keep` go, except those an adapter was trained on (what it learnt from stays known).
 _PRUNE = """
 DELETE FROM datasets
@@ -130,6 +135,39 @@ async def forget(
     return Forgotten(len(deleted), [tuple(row) for row in await cur.fetchall()])  # type: ignore[misc]
 
 
+@dataclass(frozen=True)
+class PersonCap:
+    """How much of a snapshot one person may shape: their votes and corrections count on at most
+    max(`min_prompts`, `share` x the prompts with any) prompts, their earliest (so a snapshot does not churn as
+    they add more); the rest of theirs is left out. Comments make no pairs and pass."""
+
+    share: float
+    min_prompts: int
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> PersonCap:
+        return cls(settings.train_max_user_share, settings.train_user_min_prompts)
+
+    def apply(
+        self, answers: Sequence[LoggedAnswer], feedback: Sequence[FeedbackItem]
+    ) -> tuple[list[FeedbackItem], int]:
+        """The feedback that stays, and how many items were left out."""
+        prompt_of = {a.interaction_id: json.dumps(a.prompt_messages, sort_keys=True) for a in answers}
+        weighs = [f for f in feedback if f.kind in WEIGHING_KINDS]
+        limit = max(self.min_prompts, math.floor(self.share * len({prompt_of[f.interaction_id] for f in weighs})))
+        shaped: dict[str, set[str]] = defaultdict(set)
+        kept, left_out = [], 0
+        for item in sorted(feedback, key=lambda f: f.feedback_id):
+            if item.kind in WEIGHING_KINDS:
+                prompt, theirs = prompt_of[item.interaction_id], shaped[item.user_id]
+                if prompt not in theirs and len(theirs) >= limit:
+                    left_out += 1
+                    continue
+                theirs.add(prompt)
+            kept.append(item)
+        return kept, left_out
+
+
 class DatasetNotFound(ValueError):
     """No such snapshot (a user's error: the CLI prints it)."""
 
@@ -158,18 +196,21 @@ class DatasetSnapshot:
 
 
 async def build_snapshot(
-    db: Database, heldout_fraction: float, max_distractors: int = DEFAULT_MAX_DISTRACTORS
+    db: Database, heldout_fraction: float, max_distractors: int = DEFAULT_MAX_DISTRACTORS, cap: PersonCap | None = None
 ) -> DatasetSnapshot:
-    """Build the pairs the feedback gives now and store them as a new snapshot."""
+    """Build the pairs the feedback gives now and store them as a new snapshot (one person's weight in it capped
+    by `cap`, if given)."""
     async with db.connection() as conn, conn.transaction():
         await conn.execute("SELECT pg_advisory_xact_lock(%s)", (SNAPSHOT_LOCK,))
         cur = await conn.execute(_ANSWERS)
         answers = [LoggedAnswer(*row) for row in await cur.fetchall()]
         cur = await conn.execute(_FEEDBACK, {"ids": [a.interaction_id for a in answers]})
         feedback = [FeedbackItem(*row) for row in await cur.fetchall()]
+        feedback, capped = cap.apply(answers, feedback) if cap else (feedback, 0)
         built = build_pairs(answers, feedback, max_distractors)
         cur = await conn.execute(_WITHHELD)
         stats = {**built.stats, **dict(zip(WITHHELD_STATS, await cur.fetchone() or (0, 0, 0), strict=True))}
+        stats["feedback_capped"] = capped
 
         # "new" counts against what the last training run saw, so slow feedback still adds up to a run
         cur = await conn.execute(
@@ -177,6 +218,8 @@ async def build_snapshot(
         )
         previous_id = row[0] if (row := await cur.fetchone()) else None
         settings = {"heldout_fraction": heldout_fraction, "max_distractors": max_distractors}
+        if cap:
+            settings |= {"max_user_share": cap.share, "user_min_prompts": cap.min_prompts}
         cur = await conn.execute(
             "INSERT INTO datasets (settings, interaction_ids, feedback_ids) VALUES (%s, %s, %s)"
             " RETURNING id, created_at",

@@ -4,11 +4,13 @@ confirms it (and a reviewer approves it where the rule asks for one); answers li
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 
+from bot.cli import main
 from bot.home import APPROVE_CORRECTION_ACTION, REJECT_CORRECTION_ACTION
 from bot.listeners.feedback import CORRECTION_VIEW, THANKS
 from bot.render import CONFIRM_CORRECTION_ACTION, CONFIRM_QUESTION, CORRECTION_ACTION
@@ -244,3 +246,21 @@ async def test_reviewers_approve_or_reject_held_back_corrections_in_their_app_ho
             assert own in await used_in_training(bot) and poisoned not in await used_in_training(bot)
             rows = {r["id"]: r for r in await bot.services.feedback.list()}
             assert (rows[own]["confirmed_by"], rows[own]["reviewed_by"]) == ("UREV", "USPACE")
+
+
+async def test_one_person_shapes_at_most_their_share_of_a_snapshot(bot: RunningBot, monkeypatch, capsys):
+    questions = ["how many sick days do I get?", "who approves a new laptop?", "what is the VPN address?",
+                 "how do I reset my password?", "is parking free?", "when is payday?"]
+    for n, text in enumerate(questions):
+        question = ev.app_mention("UASK", "C1", f"<@UBOT> {text}")
+        await bot.post(question)
+        await bot.wait_answered(n + 1)
+        await bot.post(ev.channel_message("UFLOOD", "C1", f"Wrong, it is {n + 2} days.", thread_ts=question["ts"]))
+        await bot.confirm_correction("UFLOOD", question["ts"])
+    await answers_through_response_url(bot, len(questions))
+    monkeypatch.setenv("WIKIBOT_DATABASE_URL", bot.services.settings.database_url)
+    monkeypatch.setenv("WIKIBOT_TRAIN_USER_MIN_PROMPTS", "2")  # the share (0.2 of 6 prompts) gives fewer
+    assert await asyncio.to_thread(main, ["pairs", "build", "--json"]) == 0
+    built = json.loads(capsys.readouterr().out)
+    assert (built["stats"]["corrections"], built["stats"]["feedback_capped"]) == (2, 4)
+    assert built["settings"]["max_user_share"] == 0.2 and built["settings"]["user_min_prompts"] == 2

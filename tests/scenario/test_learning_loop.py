@@ -37,7 +37,7 @@ async def test_feedback_trains_an_adapter_that_serves_the_next_answer(
     )
     async with running_bot(configured, slack, embedder) as bot:
         # people ask; for each answer someone replies with the right answer, citing the right source
-        for labelled in labelled_questions()[:QUESTIONS]:
+        for n, labelled in enumerate(labelled_questions()[:QUESTIONS]):
             question = ev.app_mention("U1", "C1", f"<@UBOT> {labelled.question}")
             await bot.post(question)
             (*_, row) = await bot.wait_answered(len(await bot.interactions()) + 1)
@@ -45,9 +45,10 @@ async def test_feedback_trains_an_adapter_that_serves_the_next_answer(
                          row["sources"][0])
             fact = right["text"].split("\n")[0][:120]
             correction = f"Wrong, it is: {fact} [{right['n']}]"
-            await bot.post(ev.channel_message("U2", "C1", correction, thread_ts=question["ts"]))
-            await bot.confirm_correction("U2", question["ts"])  # its author says Yes when asked
-            await bot.post(ev.reaction_added("U3", "-1", "C1", row["answer_ts"]))
+            corrector, critic = f"UC{n}", f"UD{n}"  # many people: no one's share of the data is capped
+            await bot.post(ev.channel_message(corrector, "C1", correction, thread_ts=question["ts"]))
+            await bot.confirm_correction(corrector, question["ts"])  # its author says Yes when asked
+            await bot.post(ev.reaction_added(critic, "-1", "C1", row["answer_ts"]))
         await asyncio.sleep(0.5)
 
         report = await run_cycle(configured, bot.services.index.db, force=True)

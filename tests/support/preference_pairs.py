@@ -88,9 +88,10 @@ def wiki_preference_pairs(count: int, seed: int = 0) -> list[dict[str, Any]]:
 
 
 async def log_corrected_answers(db: Database, items: list[SyntheticAnswer]) -> None:
-    """Log each bad answer as the bot's, with a user's correction that is the good one (as Slack would)."""
+    """Log each bad answer as the bot's, with a user's correction that is the good one (as Slack would): each by
+    another person, so that no one's share of the data is capped (training.datasets.PersonCap)."""
     async with db.connection() as conn, conn.transaction():
-        for item in items:
+        for n, item in enumerate(items):
             cur = await conn.execute(
                 "INSERT INTO interactions (source, question, prompt_messages, sources, cited, answer, status)"
                 " VALUES ('cli', %s, %s, %s, %s, %s, 'answered') RETURNING id",
@@ -99,6 +100,6 @@ async def log_corrected_answers(db: Database, items: list[SyntheticAnswer]) -> N
             (interaction_id,) = await cur.fetchone()  # type: ignore[misc]
             await conn.execute(
                 "INSERT INTO feedback (interaction_id, user_id, kind, via, text, confirmed_by, confirmed_at)"
-                " VALUES (%s, 'U1', 'correction', 'modal', %s, 'U1', now())",
-                (interaction_id, item.good),
+                " VALUES (%s, %s, 'correction', 'modal', %s, %s, now())",
+                (interaction_id, f"U{n}", item.good, f"U{n}"),
             )

@@ -18,10 +18,10 @@ from retrieval.config import Settings
 from retrieval.db import Database
 from training import cli
 from training.datasets import (
-    WITHHELD_STATS, DatasetNotFound, DatasetSnapshot, build_snapshot, export_jsonl, latest_snapshot, load_pairs,
-    prune_snapshots,
+    WITHHELD_STATS, DatasetNotFound, DatasetSnapshot, PersonCap, build_snapshot, export_jsonl, latest_snapshot,
+    load_pairs, prune_snapshots,
 )
-from training.pairs import STATS
+from training.pairs import STATS, FeedbackItem, LoggedAnswer
 
 SOURCES = [
     {"n": n, "chunk_id": n, "page_id": n, "space": "hr", "title": f"Page {n}", "section": "",
@@ -273,3 +273,32 @@ def test_the_summary_says_how_corrections_found_their_source_and_what_the_rules_
     assert "2 answers recited in their own words; 7 pairs copied with their sources in another order" in text
     older = DatasetSnapshot(3, datetime.now(UTC), {}, {"train": {}}, {k: 0 for k in STATS if k != "recited"}, 0, 1)
     assert "corrections cite by: none; 0 answers recited" in cli.summary(older)  # stored before the rule existed
+
+
+def test_one_person_shapes_at_most_their_share_of_the_prompts_their_earliest():
+    answers = [LoggedAnswer(i, [{"role": "user", "content": f"Question {i % 10}"}], SOURCES, "A [1].", [1], "answered")
+               for i in range(1, 21)]  # 20 answers to 10 prompts: answers i and i + 10 share one
+    flood = [FeedbackItem(i, i, "UFLOOD", "correction", text=f"Fix {i}.") for i in range(1, 11)]
+    others = [FeedbackItem(100 + i, i, f"U{i}", "rating", value=1) for i in (1, 2)]
+    votes_again = [FeedbackItem(200, 11, "UFLOOD", "rating", value=-1), FeedbackItem(201, 12, "UFLOOD", "comment")]
+    kept, left_out = PersonCap(share=0.2, min_prompts=1).apply(answers, flood + others + votes_again)
+    assert [f.feedback_id for f in kept if f.user_id == "UFLOOD"] == [1, 2, 200, 201], (
+        "2 of 10 prompts: their first two, and more feedback on those; a comment weighs nothing")
+    assert {f.user_id for f in kept} == {"UFLOOD", "U1", "U2"} and left_out == 8
+    kept, left_out = PersonCap(share=0.2, min_prompts=5).apply(answers, flood)
+    assert len(kept) == 5 and left_out == 5, "never fewer than min_prompts"
+    assert PersonCap(share=1.0, min_prompts=1).apply(answers, flood) == (flood, 0)
+
+
+async def test_a_snapshot_caps_how_much_one_person_shapes_it(db: Database):
+    flooded = [await ask(db, f"Flooded question {i}?", f"Answer {i} [1].", [1]) for i in range(6)]
+    fixes = [await give(db, i, "UFLOOD", "correction", text=f"Form {n} is right, Page 2.")
+             for n, i in enumerate(flooded)]
+    snapshot = await build_snapshot(db, heldout_fraction=0.5, cap=PersonCap(share=0.01, min_prompts=2))
+    async with db.connection() as conn:
+        cur = await conn.execute("SELECT feedback_ids, settings FROM datasets WHERE id = %s", (snapshot.id,))
+        used, settings = await cur.fetchone()
+    assert [fix in used for fix in fixes] == [True, True, False, False, False, False]
+    assert snapshot.stats["feedback_capped"] >= 4
+    assert settings | {"heldout_fraction": 0} == {"heldout_fraction": 0, "max_distractors": 2,
+                                                   "max_user_share": 0.01, "user_min_prompts": 2}
