@@ -44,6 +44,19 @@ async def test_common_words_rank_but_only_rarer_words_pick_full_text_candidates(
     assert dict(every_word).items() >= dict(rarest_only).items()  # same rank: "leave" still counts in it
 
 
+@pytest.mark.parametrize(
+    ("question", "page"),
+    [
+        ("what general liability limits come with the SBP?", "products/small-business-package"),
+        ("can the customer use the app photo estimate for a small fender bender?", "claims/auto-collision-claims"),
+    ],
+)
+async def test_full_text_weighs_words_by_how_rare_they_are(sample_index: WikiIndex, question: str, page: str):
+    """BM25: the page with the question's rare word ("SBP", "fender") beats pages with more of its common words."""
+    (hit,) = await sample_index.search.search(question, k=1, mode="text")
+    assert found_at([hit], (page,)) == 1, f"{hit.space}: {hit.title}"
+
+
 async def test_hits_carry_what_a_citation_needs(sample_index: WikiIndex):
     (hit,) = await sample_index.search.search("bereavement leave for a grandparent", k=1)
     assert hit.title == "Bereavement Leave" and hit.space == "hr"
