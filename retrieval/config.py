@@ -70,6 +70,12 @@ class Settings(BaseSettings):
     search_candidates: int = Field(
         default=40, ge=1, description="Candidates taken from each of vector and full-text search before fusion."
     )
+    search_chunks_per_page: int = Field(
+        default=2,
+        ge=1,
+        description="Chunks of one page among those retrieved per question, at most, while other pages are found: "
+        "the model gets the look-alike pages it must tell apart rather than more of one page.",
+    )
     rrf_k: int = Field(default=60, ge=1, description="Reciprocal rank fusion constant.")
     hnsw_ef_search: int = Field(default=100, ge=1, description="pgvector hnsw.ef_search (recall/speed trade-off).")
     fulltext_word_share: float = Field(

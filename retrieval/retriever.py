@@ -39,6 +39,7 @@ class WikiSearch:
             candidates=max(self.settings.search_candidates, k or 0),
             rrf_k=self.settings.rrf_k,
             words=WordLimits(self.settings.fulltext_word_share, self.settings.fulltext_max_matches),
+            per_page=self.settings.search_chunks_per_page,
             spaces=spaces,
             mode=mode,
         )

@@ -11,7 +11,7 @@ from psycopg.rows import dict_row
 
 from retrieval.db import Database
 from retrieval.models import Chunk, SearchHit, SourcePage, embedding_input
-from retrieval.rank import reciprocal_rank_fusion
+from retrieval.rank import reciprocal_rank_fusion, spread_over_pages
 
 _HNSW_INDEX = "chunks_embedding_hnsw"
 # Full-text ranking ORs the question's stemmed words (questions rarely match every word), so a common word
@@ -247,10 +247,12 @@ class WikiStore:
         candidates: int,
         rrf_k: int,
         words: WordLimits,
+        per_page: int | None = None,
         spaces: Sequence[str] | None = None,
         mode: str = "hybrid",
     ) -> list[SearchHit]:
-        """Vector and full-text candidates fused by reciprocal rank; `mode` may pick one of them alone.
+        """Vector and full-text candidates fused by reciprocal rank; `mode` may pick one of them alone. With
+        `per_page`, at most that many of the k hits come from one page while other pages are found.
 
         `vector`, the query's embedding (None: no vector search), is awaited after the full-text query, so
         that the embedding can be computed while PostgreSQL runs it.
@@ -264,7 +266,14 @@ class WikiStore:
                 rankings["vector"] = list(similarity)
             if text is not None:
                 rankings["text"] = [i for i, _ in text]
-            fused = reciprocal_rank_fusion(rankings, k=rrf_k)[:k]
+            fused = reciprocal_rank_fusion(rankings, k=rrf_k)
+            if per_page is not None:
+                ids = [i for i, _, _ in fused]
+                cur = await conn.execute("SELECT id, page_id FROM chunks WHERE id = ANY(%s)", (ids,))
+                page_of = dict(await cur.fetchall())  # without chunks an ingest deleted meanwhile
+                kept = set(spread_over_pages([i for i in ids if i in page_of], page_of, k, per_page))
+                fused = [f for f in fused if f[0] in kept]
+            fused = fused[:k]
             cur = conn.cursor(row_factory=dict_row)
             await cur.execute(f"SELECT {_HIT_COLUMNS} FROM chunks c WHERE c.id = ANY(%s)", ([i for i, _, _ in fused],))
             rows = {row["chunk_id"]: row for row in await cur.fetchall()}

@@ -1,4 +1,4 @@
-from retrieval.rank import reciprocal_rank_fusion
+from retrieval.rank import reciprocal_rank_fusion, spread_over_pages
 
 
 def test_items_found_by_both_rankings_win():
@@ -16,3 +16,15 @@ def test_scores_are_sum_of_reciprocal_ranks():
 def test_single_ranking_keeps_its_order_and_empty_is_empty():
     assert [i for i, _, _ in reciprocal_rank_fusion({"text": [5, 4, 9]})] == [5, 4, 9]
     assert reciprocal_rank_fusion({"vector": [], "text": []}) == []
+
+
+def test_spread_over_pages_caps_each_page_and_keeps_the_order():
+    pages = {"a1": "A", "a2": "A", "a3": "A", "b1": "B", "a4": "A", "c1": "C"}
+    assert spread_over_pages(list(pages), pages, k=4, per_page=2) == ["a1", "a2", "b1", "c1"]
+    assert spread_over_pages(list(pages), pages, k=3, per_page=1) == ["a1", "b1", "c1"]
+
+
+def test_spread_over_pages_fills_with_the_best_others_when_few_pages_are_found():
+    pages = {"a1": "A", "a2": "A", "a3": "A", "b1": "B", "a4": "A"}
+    assert spread_over_pages(list(pages), pages, k=4, per_page=2) == ["a1", "a2", "a3", "b1"]
+    assert spread_over_pages(["a1"], pages, k=6, per_page=2) == ["a1"]

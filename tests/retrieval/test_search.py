@@ -1,11 +1,13 @@
 """Search over the ingested sample wiki, against a real PostgreSQL."""
 
 import json
+from collections import Counter
 
 import pytest
 
 from bot.cli import main
 from retrieval.index import WikiIndex
+from retrieval.retriever import WikiSearch
 from retrieval.sample import ingest_sample_wiki, labelled_questions
 from retrieval.store import WordLimits
 
@@ -91,3 +93,16 @@ def test_cli_reports_bad_input_clearly(sample_index: WikiIndex, monkeypatch, cap
     assert main(["ingest", str(tmp_path), "--space", "hr"]) == 2
     assert "no Markdown (.md) or HTML (.html) files found" in capsys.readouterr().err
     assert main(["search", "x", "-k", "0"]) == 2
+
+
+async def test_hits_spread_over_pages(sample_index: WikiIndex):
+    """The bereavement page has more matching sections than the cap: the other places go to other pages."""
+    question = "bereavement leave for a grandparent: how many days, paid, and who approves"
+    uncapped = WikiSearch(
+        sample_index.store, sample_index.embedder, sample_index.settings.model_copy(update={"search_chunks_per_page": 6})
+    )
+    per_page = Counter(hit.page_id for hit in await uncapped.search(question, k=6))
+    assert max(per_page.values()) > 2
+    capped = Counter(hit.page_id for hit in await sample_index.search.search(question, k=6))
+    assert sample_index.settings.search_chunks_per_page == 2 and max(capped.values()) == 2
+    assert len(capped) > len(per_page) and sum(capped.values()) == 6
