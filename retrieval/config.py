@@ -76,7 +76,12 @@ class Settings(BaseSettings):
         description="Chunks of one page among those retrieved per question, at most, while other pages are found: "
         "the model gets the look-alike pages it must tell apart rather than more of one page.",
     )
-    rrf_k: int = Field(default=60, ge=1, description="Reciprocal rank fusion constant.")
+    rrf_k: int = Field(
+        default=10,
+        ge=1,
+        description="Reciprocal rank fusion constant: a chunk scores 1 / (k + rank) in each ranking; smaller k trusts "
+        "the first places of each more.",
+    )
     hnsw_ef_search: int = Field(default=100, ge=1, description="pgvector hnsw.ef_search (recall/speed trade-off).")
     fulltext_word_share: float = Field(
         default=0.05,
