@@ -3,9 +3,12 @@ one already applied (a late or replayed delivery) is ignored."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from decimal import Decimal
 from typing import Any, NamedTuple
 
+from psycopg.errors import ForeignKeyViolation
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
@@ -19,6 +22,18 @@ _NEWER = "(feedback.event_ts IS NULL OR EXCLUDED.event_ts IS NULL OR EXCLUDED.ev
 
 def _ts(value: str | None) -> Decimal | None:
     return Decimal(value) if value else None
+
+
+class AnswerGone(LookupError):
+    """The answer the feedback is about is no longer stored (deleted on its asker's request)."""
+
+
+@contextmanager
+def _about_a_stored_answer(interaction_id: int) -> Iterator[None]:
+    try:
+        yield
+    except ForeignKeyViolation as exc:
+        raise AnswerGone(f"answer {interaction_id} is no longer stored") from exc
 
 
 class EditedReply(NamedTuple):
@@ -78,16 +93,18 @@ class FeedbackStore:
     async def set_rating(
         self, interaction_id: int, user: str, via: str, value: int, event_ts: str | None, retract: bool = False
     ) -> None:
-        """Add (or, with `retract`, withdraw) one user's rating of an answer through one emoji or the buttons."""
-        async with self.db.connection() as conn:
-            await conn.execute(
-                "INSERT INTO feedback (interaction_id, user_id, kind, via, value, event_ts, retracted_at)"
-                " VALUES (%s, %s, 'rating', %s, %s, %s, CASE WHEN %s THEN now() END)"
-                " ON CONFLICT (interaction_id, user_id, via) WHERE kind = 'rating' DO UPDATE SET"
-                " value = EXCLUDED.value, event_ts = EXCLUDED.event_ts, retracted_at = EXCLUDED.retracted_at,"
-                f" updated_at = now() WHERE {_NEWER}",
-                (interaction_id, user, via, value, _ts(event_ts), retract),
-            )
+        """Add (or, with `retract`, withdraw) one user's rating of an answer through one emoji or the buttons.
+        AnswerGone if the answer was deleted."""
+        with _about_a_stored_answer(interaction_id):
+            async with self.db.connection() as conn:
+                await conn.execute(
+                    "INSERT INTO feedback (interaction_id, user_id, kind, via, value, event_ts, retracted_at)"
+                    " VALUES (%s, %s, 'rating', %s, %s, %s, CASE WHEN %s THEN now() END)"
+                    " ON CONFLICT (interaction_id, user_id, via) WHERE kind = 'rating' DO UPDATE SET"
+                    " value = EXCLUDED.value, event_ts = EXCLUDED.event_ts, retracted_at = EXCLUDED.retracted_at,"
+                    f" updated_at = now() WHERE {_NEWER}",
+                    (interaction_id, user, via, value, _ts(event_ts), retract),
+                )
 
     async def save_reply(
         self, interaction_id: int, user: str, kind: str, text: str, channel: str, message_ts: str,
@@ -184,17 +201,25 @@ class FeedbackStore:
             return cur.rowcount == 1
 
     async def save_modal_correction(
-        self, interaction_id: int, user: str, text: str, source_n: int | None, reasons: list[str]
-    ) -> int:
-        """A correction from the form: explicit, so confirmed by its author as it is given."""
-        async with self.db.connection() as conn:
-            cur = await conn.execute(
-                "INSERT INTO feedback (interaction_id, user_id, kind, via, text, source_n, confirmed_by, confirmed_at,"
-                " review_reasons) VALUES (%s, %s, 'correction', 'modal', %s, %s, %s, now(), %s) RETURNING id",
-                (interaction_id, user, text, source_n, user, reasons),
-            )
-            (feedback_id,) = await cur.fetchone()  # type: ignore[misc]
-            return feedback_id
+        self, interaction_id: int, user: str, text: str, source_n: int | None, reasons: list[str], view_id: str
+    ) -> int | None:
+        """A correction from the form: explicit, so confirmed by its author as it is given. Its id; None when this
+        form (`view_id`) was already recorded (sent twice). AnswerGone if the answer was deleted."""
+        with _about_a_stored_answer(interaction_id):
+            async with self.db.connection() as conn, conn.transaction():
+                cur = await conn.execute(
+                    "INSERT INTO feedback_events (event_id) VALUES (%s) ON CONFLICT DO NOTHING", (f"view:{view_id}",)
+                )
+                if cur.rowcount == 0:
+                    return None
+                cur = await conn.execute(
+                    "INSERT INTO feedback (interaction_id, user_id, kind, via, text, source_n, confirmed_by,"
+                    " confirmed_at, review_reasons) VALUES (%s, %s, 'correction', 'modal', %s, %s, %s, now(), %s)"
+                    " RETURNING id",
+                    (interaction_id, user, text, source_n, user, reasons),
+                )
+                (feedback_id,) = await cur.fetchone()  # type: ignore[misc]
+                return feedback_id
 
     async def interaction_sources(self, interaction_id: int) -> list[dict[str, Any]] | None:
         async with self.db.connection() as conn:

@@ -18,7 +18,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.feedback import classify_reply, describe_reasons, rating_value, review_reasons
-from bot.feedback_store import FeedbackStore
+from bot.feedback_store import AnswerGone, FeedbackStore
 from bot.render import (
     CONFIRM_CORRECTION_ACTION,
     CONFIRM_QUESTION,
@@ -39,6 +39,7 @@ THANKS = {
     "comment": "Kept as a comment: it stays with the answer for people to read, and is not used for training.",
     "not_yours": "Only the person who wrote this reply can say what it is.",
     "rating": "Thanks for the feedback! It will be used in the next training run.",
+    "gone": "This answer is no longer stored (it was deleted on request), so feedback on it cannot be saved.",
 }
 
 
@@ -92,7 +93,11 @@ def register(app: AsyncApp, services: BotServices) -> None:
         if verdict not in ("good", "bad") or not interaction.isdigit():
             return
         value = 1 if verdict == "good" else -1
-        await store.set_rating(int(interaction), body["user"]["id"], "button", value, action.get("action_ts"))
+        try:
+            await store.set_rating(int(interaction), body["user"]["id"], "button", value, action.get("action_ts"))
+        except AnswerGone:
+            await answer_gone(client, body["user"]["id"], int(interaction), **message_location(body))
+            return
         services.metrics.feedback.labels("rating").inc()
         await thank(client, body["user"]["id"], **message_location(body), text=THANKS["rating"])
 
@@ -101,7 +106,10 @@ def register(app: AsyncApp, services: BotServices) -> None:
                                    client: AsyncWebClient) -> None:
         await ack()
         interaction = int(action["value"])
-        sources = await store.interaction_sources(interaction) or []
+        sources = await store.interaction_sources(interaction)
+        if sources is None:
+            await answer_gone(client, body["user"]["id"], interaction, **message_location(body))
+            return
         metadata = {"interaction_id": interaction, **message_location(body)}
         await client.views_open(trigger_id=body["trigger_id"], view=correction_view(sources, metadata))
 
@@ -131,7 +139,17 @@ def register(app: AsyncApp, services: BotServices) -> None:
         source_n = int(chosen) if chosen != NO_SOURCE else None
         user = body["user"]["id"]
         reasons = review_reasons(text, await services.wiki_hosts())
-        feedback_id = await store.save_modal_correction(metadata["interaction_id"], user, text, source_n, reasons)
+        try:
+            feedback_id = await store.save_modal_correction(
+                metadata["interaction_id"], user, text, source_n, reasons, view["id"]
+            )
+        except AnswerGone:
+            where = metadata.get("channel"), metadata.get("thread_ts")
+            await answer_gone(client, user, metadata["interaction_id"], *where)
+            return
+        if feedback_id is None:
+            log.info("correction form %s sent again: recorded once", view["id"])
+            return
         services.metrics.feedback.labels("correction").inc()
         thanks = await correction_thanks(store, feedback_id)
         await thank(client, user, metadata.get("channel"), metadata.get("thread_ts"), thanks)
@@ -152,7 +170,8 @@ async def record_reply(event: dict[str, Any], body: dict[str, Any], client: Asyn
         interaction, event["user"], kind, text, channel, ts, event.get("event_ts") or ts, reasons
     )
     if feedback_id is None:
-        return  # the same reply delivered again
+        log.info("reply %s/%s delivered again: recorded once", channel, ts)
+        return
     services.metrics.feedback.labels(kind).inc()
     try:
         await client.reactions_add(channel=channel, timestamp=ts, name=services.settings.feedback_ack_reaction)
@@ -203,6 +222,13 @@ async def replace_ephemeral(respond: AsyncRespond | None, text: str) -> None:
         await respond(text=text, replace_original=True)
     except (aiohttp.ClientError, TimeoutError) as exc:
         log.info("could not answer through the response_url: %s", exc)
+
+
+async def answer_gone(client: AsyncWebClient, user: str, interaction: int, channel: str | None,
+                      thread_ts: str | None) -> None:
+    """Tell someone giving feedback on a deleted answer that it cannot be saved."""
+    log.info("feedback of %s on answer %d not saved: the answer is no longer stored", user, interaction)
+    await thank(client, user, channel, thread_ts, THANKS["gone"])
 
 
 def message_location(body: dict[str, Any]) -> dict[str, str | None]:

@@ -20,6 +20,7 @@ from training.datasets import build_snapshot
 from bot.cli import main
 from bot.listeners.feedback import CORRECTION_VIEW
 from bot.prompt import REMOVED_TURN
+from bot.render import CORRECTION_ACTION, FEEDBACK_ACTION
 from tests.support import slack_events as ev
 from tests.support.bot_harness import SIGNING_SECRET, RunningBot, running_bot, slack_settings
 from tests.support.llm_double import scripted_llm
@@ -187,3 +188,55 @@ async def test_app_home_shows_admins_only_and_only_corrections_from_their_conver
         assert "DM fix" not in admin and "divorce" not in admin, "another person's direct messages"
         assert "C2 fix" not in admin and "laptop" not in admin, "a channel the admin is not in"
         assert "Last 7 days" not in await open_home(bot, "U2"), "not an admin"
+
+
+async def metric(bot: RunningBot, line: str) -> str | None:
+    """The value of one line of /metrics, e.g. 'wikibot_feedback_total{kind="correction"}'."""
+    async with aiohttp.ClientSession() as session, session.get(bot.url.replace("/slack/events", "/metrics")) as r:
+        found = [row for row in (await r.text()).splitlines() if row.startswith(line + " ")]
+    return found[0].split()[-1] if found else None
+
+
+async def test_a_reply_or_a_form_sent_three_times_is_recorded_and_acknowledged_once(
+    bot: RunningBot, caplog: pytest.LogCaptureFixture
+):
+    caplog.set_level(logging.INFO, logger="bot")
+    question = ev.app_mention("U1", "C1", "<@UBOT> what is the vacation carryover rule?")
+    await bot.post(question)
+    (answer,) = await bot.wait_answered(1)
+    reply = ev.channel_message("U5", "C1", "Wrong: it is 12 days since 2024.", thread_ts=question["ts"])
+    await asyncio.gather(*(bot.post(reply) for _ in range(3)))  # three envelopes (event ids), one message
+    async with asyncio.timeout(10):
+        while caplog.text.count(f"reply C1/{reply['ts']} delivered again: recorded once") < 2:
+            await asyncio.sleep(0.05)
+    values = {"answer": {"text": {"type": "plain_text_input", "value": "Twelve days [1]."}},
+              "source": {"choice": {"type": "static_select", "selected_option": {"value": "1"}}}}
+    metadata = json.dumps({"interaction_id": answer["id"], "channel": "C1", "thread_ts": answer["thread_ts"]})
+    form = ev.view_submission("U6", CORRECTION_VIEW, values, metadata, view_id="V42")
+    await asyncio.gather(*(ev.async_post_action(bot.url, form, SIGNING_SECRET) for _ in range(3)))
+    async with asyncio.timeout(10):
+        while caplog.text.count("correction form V42 sent again: recorded once") < 2:
+            await asyncio.sleep(0.05)
+
+    async with bot.services.index.db.connection() as conn:
+        cur = await conn.execute("SELECT user_id, via FROM feedback ORDER BY id")
+        assert await cur.fetchall() == [("U5", "reply"), ("U6", "modal")]
+    asked = [c.params["user"] for c in bot.slack.calls_to("chat.postEphemeral")]
+    assert sorted(asked) == ["U5", "U6"], "one question to the reply's author, one thank-you for the form"
+    assert await metric(bot, 'wikibot_feedback_total{kind="correction"}') == "2.0"
+
+
+async def test_feedback_on_a_purged_answer_says_it_cannot_be_saved(bot: RunningBot, caplog: pytest.LogCaptureFixture):
+    caplog.set_level(logging.INFO)
+    await bot.post(ev.app_mention("U1", "C1", "<@UBOT> what is the vacation carryover rule?"))
+    (answer,) = await bot.wait_answered(1)
+    await bot.services.feedback.purge_user("U1")
+    message = {"type": "message", "user": "UBOT", "bot_id": "BBOT", "text": "", "ts": answer["answer_ts"],
+               "thread_ts": answer["thread_ts"]}
+    for action, value in ((FEEDBACK_ACTION, f"good:{answer['id']}"), (CORRECTION_ACTION, str(answer["id"]))):
+        click = ev.block_actions("U8", action, value, channel="C1", message=message)
+        assert (await ev.async_post_action(bot.url, click, SIGNING_SECRET))[0] == 200
+    told = await bot.slack.async_wait_for("chat.postEphemeral", 2)
+    assert all("no longer stored" in c.params["text"] and c.params["user"] == "U8" for c in told)
+    assert not bot.slack.calls_to("views.open"), "no form for an answer that is gone"
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info], caplog.text

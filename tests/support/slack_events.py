@@ -180,9 +180,12 @@ def block_actions(
 
 
 def view_submission(
-    user: str, callback_id: str, values: Json, private_metadata: str = "", view_id: str = "V1", team_id: str = TEAM_ID
+    user: str, callback_id: str, values: Json, private_metadata: str = "", view_id: str | None = None,
+    team_id: str = TEAM_ID,
 ) -> Json:
-    """``view_submission``; ``values`` is ``{block_id: {action_id: {"type": ..., "value": ...}}}``."""
+    """``view_submission``; ``values`` is ``{block_id: {action_id: {"type": ..., "value": ...}}}``. Each modal Slack
+    opens has an id of its own (default: a fresh one); the same modal sent twice keeps it."""
+    view_id = view_id or f"V{uuid.uuid4().hex[:10].upper()}"
     view: Json = {"id": view_id, "team_id": team_id, "type": "modal", "callback_id": callback_id, "blocks": []}
     view |= {"private_metadata": private_metadata, "state": {"values": values}, "hash": f"{new_ts()}.abc"}
     view |= {"title": {"type": "plain_text", "text": "App"}, "previous_view_id": None, "root_view_id": view_id}
