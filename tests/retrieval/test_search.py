@@ -59,6 +59,19 @@ async def test_full_text_weighs_words_by_how_rare_they_are(sample_index: WikiInd
     assert found_at([hit], (page,)) == 1, f"{hit.space}: {hit.title}"
 
 
+@pytest.mark.parametrize(
+    ("question", "page"),
+    [
+        ("which deductible do we default to when quoting HomeShield Premier?", "products/homeshield-premier"),
+        ("how do I get remote access set up for a contractor on my team?", "it/contractor-remote-access"),
+    ],
+)
+async def test_full_text_weighs_the_page_title(sample_index: WikiIndex, question: str, page: str):
+    """Look-alike pages share their words; the one whose title has the question's words comes first."""
+    (hit,) = await sample_index.search.search(question, k=1, mode="text")
+    assert found_at([hit], (page,)) == 1, f"{hit.space}: {hit.title}"
+
+
 async def test_hits_carry_what_a_citation_needs(sample_index: WikiIndex):
     (hit,) = await sample_index.search.search("bereavement leave for a grandparent", k=1)
     assert hit.title == "Bereavement Leave" and hit.space == "hr"
