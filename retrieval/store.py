@@ -24,7 +24,7 @@ _HNSW_INDEX = "chunks_embedding_hnsw"
 # search; the 18F handbook is no worse with it); a word's document frequency from the statistics,
 # or counted among the picked chunks for a word too rare to be listed, which all contain it; a chunk's
 # length is its number of distinct words, against the mean in fulltext_stats). Text search alone ranks
-# the right page first for 0.76 of the 18F handbook's questions, with ts_rank_cd 0.58 (README, Benchmarks).
+# the right page first for 0.75 of the 18F handbook's questions, with ts_rank_cd 0.58 (README, Benchmarks).
 _BM25 = {"k1": 1.2, "b": 0.75, "title": 3}
 _TEXT_RANKING = """
 WITH words AS (
