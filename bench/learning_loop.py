@@ -57,6 +57,7 @@ from training.vllm_server import serve_vllm  # noqa: E402
 METRICS = ("cites_any", "cites_gold", "first_gold", "gold_not_first", "invalid", "echo", "has_fact", "not_covered")
 CHANNEL = "CBENCH"
 ASK_AT_ONCE = 4  # questions in flight together (vLLM batches them)
+FEEDBACK_PEOPLE = 8  # who give the feedback, in turn: no one near the cap on one person's share
 ANSWER_TIMEOUT_S = 300.0  # the benchmark judges answers, not latency: none may fall back to sources for time
 _SENTENCE = re.compile(r"(?<=[.!?])\s+")
 
@@ -141,31 +142,32 @@ async def give_feedback(bot: RunningBot, phase: Phase, questions: list[Question]
     counts = {"thumbs_up": 0, "thread_corrections": 0, "modal_corrections": 0}
     for i, q in enumerate(q for q in questions if q.split == "train"):
         row = phase.rows[q.question]
+        user = f"UFB{i % FEEDBACK_PEOPLE}"  # several people: one person's weight in a snapshot is capped
         check = judge(row, q, wiki)
         if check.cites_gold and check.has_fact is not False:
-            await bot.post(ev.reaction_added("UFB", "+1", CHANNEL, row["answer_ts"]))
+            await bot.post(ev.reaction_added(user, "+1", CHANNEL, row["answer_ts"]))
             counts["thumbs_up"] += 1
             continue
-        await bot.post(ev.reaction_added("UFB", "-1", CHANNEL, row["answer_ts"]))
+        await bot.post(ev.reaction_added(user, "-1", CHANNEL, row["answer_ts"]))
         text, _ = correction_text(q, wiki)
         if i % 3 == 2:
-            await correct_in_modal(bot, row, text, next((s["n"] for s in row["sources"]
+            await correct_in_modal(bot, row, user, text, next((s["n"] for s in row["sources"]
                                                          if wiki.page_key(s["url"]) in q.pages), None))  # fmt: skip
             counts["modal_corrections"] += 1
         else:
-            await bot.post(ev.channel_message("UFB", CHANNEL, text, thread_ts=row["thread_ts"]))
-            await bot.confirm_correction("UFB", row["thread_ts"])  # its author says Yes when the bot asks
+            await bot.post(ev.channel_message(user, CHANNEL, text, thread_ts=row["thread_ts"]))
+            await bot.confirm_correction(user, row["thread_ts"])  # its author says Yes when the bot asks
             counts["thread_corrections"] += 1
     await asyncio.sleep(1.0)  # the last events are handled after their ack
     return counts
 
 
-async def correct_in_modal(bot: RunningBot, row: dict[str, Any], text: str, source_n: int | None) -> None:
+async def correct_in_modal(bot: RunningBot, row: dict[str, Any], user: str, text: str, source_n: int | None) -> None:
     """Suggest a correction with the answer's button, picking the right source in the form when it was retrieved."""
     message = {"type": "message", "user": "UBOT", "bot_id": "BBOT", "text": "", "ts": row["answer_ts"],
                "thread_ts": row["thread_ts"]}  # fmt: skip
     opened = len(bot.slack.calls_to("views.open"))
-    action = ev.block_actions("UFB", CORRECTION_ACTION, str(row["id"]), channel=CHANNEL, message=message)
+    action = ev.block_actions(user, CORRECTION_ACTION, str(row["id"]), channel=CHANNEL, message=message)
     await ev.async_post_action(bot.url, action, SIGNING_SECRET)
     while len(bot.slack.calls_to("views.open")) <= opened:
         await asyncio.sleep(0.05)
@@ -173,7 +175,7 @@ async def correct_in_modal(bot: RunningBot, row: dict[str, Any], text: str, sour
     choice = {"selected_option": {"value": str(source_n)}} if source_n else {}
     values = {"answer": {"text": {"type": "plain_text_input", "value": text}},
               "source": {"choice": {"type": "static_select", **choice}}}  # fmt: skip
-    submit = ev.view_submission("UFB", CORRECTION_VIEW, values, private_metadata=view["private_metadata"])
+    submit = ev.view_submission(user, CORRECTION_VIEW, values, private_metadata=view["private_metadata"])
     await ev.async_post_action(bot.url, submit, SIGNING_SECRET)
 
 

@@ -55,6 +55,7 @@ async def test_the_default_model_answers_learns_and_serves_what_it_learnt(
             fact = right["text"].split(".")[0][:160]
             await bot.post(ev.channel_message("U2", "C1", f"Actually: {fact}. See [{right['n']}].",
                                               thread_ts=question["ts"]))  # fmt: skip
+            await bot.confirm_correction("U2", question["ts"])  # its author says Yes when asked
         await asyncio.sleep(0.5)
 
         # the cycle trains on the corrections; the swap checks the served adapter while people keep asking

@@ -35,8 +35,8 @@ FEW_STEPS = {"train_epochs": 0.5}  # enough to produce an adapter when the test 
 
 @pytest.fixture(scope="module")
 async def logged(db: Database) -> Database:
-    """20 answers the bot gave, each corrected by a user: 68 pairs (corrections, distractors, and copies with the
-    sources in another order)."""
+    """20 answers the bot gave, each corrected by a user: 170 pairs (corrections, distractors, the source's block,
+    the bot's answers recited with the right source, and copies with the sources in another order)."""
     await log_corrected_answers(db, wiki_answers(20))
     return db
 
@@ -58,7 +58,7 @@ async def test_a_cycle_trains_gates_and_promotes(logged: Database, training_sett
     report = await run_cycle(training_settings.model_copy(update={"train_epochs": 2.0}), logged)
 
     assert report.status == "promoted", report.summary()
-    assert (report.adapter, report.previous, report.new_pairs) == ("wiki-v1", None, 68), "with sources reordered"
+    assert (report.adapter, report.previous, report.new_pairs) == ("wiki-v1", None, 170), "with sources reordered"
     assert report.candidate["accuracy"] >= report.baseline["accuracy"]  # type: ignore[index]
     assert report.candidate["mean_margin"] > report.baseline["mean_margin"]  # type: ignore[index]
     active = await AdapterRegistry(logged).active()
