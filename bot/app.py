@@ -57,8 +57,10 @@ def build_app(services: BotServices, client: AsyncWebClient | None = None) -> As
         signing_secret=settings.slack_signing_secret or "",  # Socket Mode requests are not signed
         process_before_response=False,  # ack at once; answers are worked out after the ack
     )
-    feedback.register(app, services)  # subtype listeners first: Bolt runs the first match
+    # Bolt tries the listeners in order until one matches, evaluating each one's matchers on the way (about 0.1 ms
+    # each): mentions, the most frequent and latency-sensitive, are matched first.
     questions.register(app, services)
+    feedback.register(app, services)  # its `message` subtype listeners before the plain `message` one: first match runs
     home.register(app, services)
     assistant.register(app, settings)
     messages.register(app, services)

@@ -12,6 +12,7 @@ from bot.feedback_store import FeedbackStore
 from bot.links import wiki_hosts
 from bot.llm import ChatLLM
 from bot.metrics import Metrics
+from bot.pacing import AcksFirst
 from bot.store import BotStore
 from retrieval.config import Settings
 from retrieval.db import Database
@@ -30,6 +31,7 @@ class BotServices:
     answerer: Answerer
     feedback: FeedbackStore
     metrics: Metrics
+    acks: AcksFirst = field(default_factory=AcksFirst)  # answers start once the requests in flight are acked
     _hosts: tuple[float, frozenset[str]] | None = field(default=None, init=False, repr=False)
 
     async def wiki_hosts(self) -> frozenset[str]:

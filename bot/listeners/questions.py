@@ -32,6 +32,7 @@ async def answer_question(question: Question, client: AsyncWebClient, services: 
         return
     if not question.text:
         return
+    await services.acks.wait()  # the mentions that came with this one are acked first
     reply: ThreadReply | None = None
     try:
         if not await services.store.claim_message(question.channel, question.ts, question.event_id):
