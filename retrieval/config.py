@@ -221,6 +221,14 @@ class Settings(BaseSettings):
     )
     train_schedule: str = Field(default="0 3 * * *", description="Cron schedule of the training job (server time).")
     train_min_new_pairs: int = Field(default=20, ge=1, description="Skip a scheduled run with fewer new preference pairs.")
+    train_max_pairs: int = Field(
+        default=500,
+        ge=1,
+        description="Most preference pairs one run trains on; the held-out pairs it is gated on are capped in "
+        "proportion (TRAIN_HELDOUT_FRACTION). Over it, every prompt gives one pair, newest feedback first, before "
+        "any gives a second: a run's time stays bounded as feedback accumulates (2 CPU cores train a 1,000-token "
+        "pair in about 9 s with bfloat16, 18 s without).",
+    )
     train_keep_datasets: int = Field(
         default=20,
         ge=1,

@@ -54,7 +54,7 @@ def test_up_runs_on_embedded_defaults_and_answers_with_the_default_model(tmp_pat
         output, _ = proc.communicate(timeout=60)
     assert "using the demonstration model SmolLM2-135M-Instruct" in output and "WIKIBOT_BASE_MODEL" in output
     assert "ingesting the sample wiki" in output
-    assert "space 'hr': 9 added" in output
+    assert "space 'hr': 9 ingested (9 new, 0 updated)" in output
     assert "training: scheduled" in output
     assert "Slack: not configured. Set WIKIBOT_SLACK_BOT_TOKEN" in output
     assert (data / "pgdata" / "PG_VERSION").exists(), "embedded PostgreSQL keeps its data folder"

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import shutil
 import time
 from dataclasses import asdict, dataclass, field
@@ -38,6 +39,7 @@ class CycleReport:
     recovered: list[str] = field(default_factory=list)  # adapters a killed run left behind, now 'failed'
     dataset_id: int | None = None
     new_pairs: int | None = None
+    used: dict[str, str] | None = None  # per split: "used of all" pairs, where TRAIN_MAX_PAIRS left some out
     adapter: str | None = None
     train: dict[str, Any] | None = None
     candidate: dict[str, Any] | None = None  # held-out metrics of the new adapter
@@ -55,6 +57,9 @@ class CycleReport:
             lines.append(f"  cleaned up after an interrupted run: {', '.join(self.recovered)} marked failed")
         if self.dataset_id is not None:
             lines.append(f"  dataset {self.dataset_id}: {self.new_pairs} new pairs")
+        if self.used:
+            used = ", ".join(f"{figures} {split}" for split, figures in self.used.items())
+            lines.append(f"  pairs used: {used} (WIKIBOT_TRAIN_MAX_PAIRS)")
         if self.train:
             t = self.train
             lines.append(f"  {self.adapter}: {t['steps']} steps in {t['seconds']:.1f}s, final loss {t['loss']:.4f}")
@@ -67,6 +72,12 @@ class CycleReport:
                          f"echo {a['echo']:.2f}, invalid {a['invalid']:.2f} on {a['n']} held-out prompts")
         lines.append(f"  took {self.seconds:.1f}s")
         return "\n".join(lines)
+
+
+def heldout_budget(settings: Settings) -> int:
+    """The held-out pairs a run is gated on: TRAIN_MAX_PAIRS in the held-out split's proportion."""
+    fraction = settings.train_heldout_fraction
+    return math.ceil(round(settings.train_max_pairs * fraction / (1 - fraction), 6))  # 24 x 0.2 / 0.8 is 6, not 7
 
 
 async def recover_interrupted(db: Database) -> list[str]:
@@ -123,11 +134,15 @@ async def _train_gate_swap(settings: Settings, db: Database, report: CycleReport
     if snapshot.new_pairs < settings.train_min_new_pairs and not force:
         report.message = f"{snapshot.new_pairs} new pairs, fewer than {settings.train_min_new_pairs}"
         return
-    train_pairs = await load_pairs(db, snapshot.id, "train")
-    heldout = await load_pairs(db, snapshot.id, "heldout")
+    train_pairs = await load_pairs(db, snapshot.id, "train", settings.train_max_pairs)
+    heldout = await load_pairs(db, snapshot.id, "heldout", heldout_budget(settings))
     if not train_pairs:
         report.message = f"dataset {snapshot.id} has no training pairs"
         return
+    stored = {split: sum(snapshot.splits[split].values()) for split in ("train", "heldout")}
+    if (len(train_pairs), len(heldout)) != (stored["train"], stored["heldout"]):
+        used = {"train": len(train_pairs), "heldout": len(heldout)}
+        report.used = {split: f"{used[split]} of {stored[split]}" for split in used}
 
     registry = AdapterRegistry(db)
     active = await registry.active()

@@ -91,6 +91,14 @@ SELECT count(*) FROM dataset_pairs p WHERE p.dataset_id = %(new)s AND NOT EXISTS
     AND q.kind = p.kind AND q.chosen = p.chosen AND q.rejected = p.rejected)
 """
 _SNAPSHOT = "SELECT id, created_at, settings, counts FROM datasets"
+_LOAD_PAIRS = """
+SELECT prompt, chosen, rejected FROM (
+    SELECT prompt, chosen, rejected, position,
+        row_number() OVER (PARTITION BY interaction_id ORDER BY md5(chosen || rejected), position) AS turn
+    FROM dataset_pairs WHERE dataset_id = %(dataset)s AND split = %(split)s
+    ORDER BY turn, interaction_id DESC LIMIT %(limit)s
+) picked ORDER BY position
+"""
 # A person's data out of every snapshot: pairs of their prompts, pairs their feedback made (before pairs recorded
 # their feedback: every pair of a prompt it was on; a prompt's id is its first logged answer), pairs whose prompt
 # holds one of their questions as an earlier turn of the thread. Run before their rows are deleted.
@@ -284,13 +292,14 @@ async def get_snapshot(db: Database, dataset_id: int) -> DatasetSnapshot:
     return DatasetSnapshot.from_row(row)
 
 
-async def load_pairs(db: Database, dataset_id: int, split: str) -> list[dict[str, Any]]:
-    """A snapshot's pairs of one split, in TRL's conversational preference format."""
+async def load_pairs(db: Database, dataset_id: int, split: str, limit: int | None = None) -> list[dict[str, Any]]:
+    """A snapshot's pairs of one split, in TRL's conversational preference format, in the snapshot's order.
+
+    With `limit`, at most that many: every prompt's n-th pair (in an order hashed from the pair, so each prompt
+    gives a fair mix of its kinds and source orders) before any prompt's n+1-th, newest prompt first.
+    """
     async with db.connection() as conn:
-        cur = await conn.execute(
-            "SELECT prompt, chosen, rejected FROM dataset_pairs WHERE dataset_id = %s AND split = %s ORDER BY position",
-            (dataset_id, split),
-        )
+        cur = await conn.execute(_LOAD_PAIRS, {"dataset": dataset_id, "split": split, "limit": limit})
         return [trl_record(*row) for row in await cur.fetchall()]
 
 

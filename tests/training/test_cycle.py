@@ -80,8 +80,11 @@ async def test_a_rejected_adapter_leaves_the_active_one(logged: Database, traini
     learnt_from = (await AdapterRegistry(logged).get(1)).dataset_id
     assert manual.id not in remaining and remaining == [learnt_from, report.dataset_id], "wiki-v1's and this run's"
 
-    report = await run_cycle(strict, logged, force=True)
+    report = await run_cycle(strict.model_copy(update={"train_max_pairs": 20}), logged, force=True)
     assert report.status == "rejected" and report.adapter == "wiki-v2"
+    assert report.used is not None and report.used["train"].startswith("20 of ")
+    assert report.used["heldout"].startswith("5 of "), "the held-out pairs in the held-out split's proportion"
+    assert "pairs used: 20 of" in report.summary()
     assert report.baseline["model"] == "wiki-v1"  # type: ignore[index]  # gated against the active adapter
     registry = AdapterRegistry(logged)
     rejected = await registry.get(2)

@@ -302,3 +302,21 @@ async def test_a_snapshot_caps_how_much_one_person_shapes_it(db: Database):
     assert snapshot.stats["feedback_capped"] >= 4
     assert settings | {"heldout_fraction": 0} == {"heldout_fraction": 0, "max_distractors": 2,
                                                    "max_user_share": 0.01, "user_min_prompts": 2}
+
+
+async def test_a_pair_budget_takes_one_pair_of_every_prompt_before_a_second_of_any_newest_first(db: Database):
+    snapshot = await build_snapshot(db, heldout_fraction=0.01)
+    everything = await load_pairs(db, snapshot.id, "train")
+
+    def prompt_of(pair: dict[str, Any]) -> str:
+        return pair["prompt"][-1]["content"]
+
+    prompts = list(dict.fromkeys(map(prompt_of, everything)))  # the snapshot's order: oldest prompt first
+    assert len(everything) > len(prompts) > 3, "prompts with several pairs"
+    newest = await load_pairs(db, snapshot.id, "train", limit=3)
+    assert [prompt_of(p) for p in newest] == prompts[-3:]
+    one_each = await load_pairs(db, snapshot.id, "train", limit=len(prompts))
+    assert sorted(map(prompt_of, one_each)) == sorted(prompts)
+    positions = [everything.index(p) for p in one_each]
+    assert positions == sorted(positions), "in the snapshot's order"
+    assert await load_pairs(db, snapshot.id, "train", limit=10_000) == everything
