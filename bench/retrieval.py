@@ -38,7 +38,7 @@ from psycopg import sql  # noqa: E402
 
 from bench import naive, report  # noqa: E402
 from bench.labelled import HANDBOOK, KINDS, SPLITS, handbook_questions  # noqa: E402
-from retrieval.config import Settings  # noqa: E402
+from core.config import Settings  # noqa: E402
 from retrieval.embed import Embedder  # noqa: E402
 from retrieval.index import WikiIndex  # noqa: E402
 from retrieval.ingest.chunking import SectionChunker  # noqa: E402

@@ -35,12 +35,12 @@ import httpx  # noqa: E402
 import torch  # noqa: E402
 
 from bench.report import table  # noqa: E402
-from bot.prompt import Source, build_messages  # noqa: E402
-from retrieval.config import Settings  # noqa: E402
+from core.prompt import Source, build_messages  # noqa: E402
+from core.config import Settings  # noqa: E402
 from retrieval.sample import SAMPLE_BASE_URL, SAMPLE_WIKI  # noqa: E402
 from training.default_model import prepare_default_model  # noqa: E402
-from training.vllm_adapters import VLLMAdapters  # noqa: E402
-from training.vllm_server import serve_vllm  # noqa: E402
+from core.vllm_adapters import VLLMAdapters  # noqa: E402
+from core.vllm_server import serve_vllm  # noqa: E402
 
 GATE_PAIRS = 4
 CHOSEN = "Ask your manager first, then file the request in the HR portal within five working days [{n}]."

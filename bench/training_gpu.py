@@ -29,10 +29,10 @@ import transformers  # noqa: E402
 from transformers import AutoModelForCausalLM, LlamaConfig, PreTrainedTokenizerFast  # noqa: E402
 
 from bench.report import table  # noqa: E402
-from bot.prompt import Source, build_messages  # noqa: E402
-from retrieval.config import Settings  # noqa: E402
+from core.prompt import Source, build_messages  # noqa: E402
+from core.config import Settings  # noqa: E402
 from retrieval.sample import SAMPLE_BASE_URL, SAMPLE_WIKI  # noqa: E402
-from tests.support.tiny_model import _train_tokenizer  # noqa: E402
+from loopback.tiny_model import train_tokenizer  # noqa: E402
 from training.train import train_adapter  # noqa: E402
 
 _SHAPE = ("hidden_size", "num_hidden_layers", "num_attention_heads", "num_key_value_heads", "intermediate_size",
@@ -139,7 +139,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="wikibot-bench-gpu-") as tmp_name:
         tmp = Path(tmp_name)
         pages = sorted((SAMPLE_WIKI / "pages").rglob("*.md"))
-        tokenizer = _train_tokenizer(page.read_text(encoding="utf-8") for page in pages)
+        tokenizer = train_tokenizer(page.read_text(encoding="utf-8") for page in pages)
         settings = Settings(data_dir=tmp, train_max_length=args.seq_len, train_batch_size=args.batch, train_epochs=1)
         params, lora = build_model(args.size, tokenizer, settings, tmp / "base")
         pairs, tokens = synthetic_pairs(tokenizer, args.steps * args.batch, args.seq_len)

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import psycopg
 
 from bot.llm import ChatLLM, LLMError
-from bot.prompt import (
+from core.prompt import (
     NO_SOURCES_ANSWER,
     Source,
     Turn,
@@ -27,7 +27,7 @@ from bot.prompt import (
 from bot.store import ActiveAdapter, BotStore, InteractionRecord
 from retrieval.index import WikiIndex
 from retrieval.models import SearchHit
-from training.vllm_adapters import VLLMAdapters
+from core.vllm_adapters import VLLMAdapters
 
 log = logging.getLogger(__name__)
 

@@ -10,7 +10,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.listeners import assistant, feedback, home, messages, questions
 from bot.services import BotServices
-from retrieval.config import Settings
+from core.config import Settings
 
 
 SLACK_RATE_LIMIT_RETRIES = 2

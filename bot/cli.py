@@ -15,14 +15,14 @@ from training import cli as training_cli
 from training import commands as training_commands
 
 if TYPE_CHECKING:
-    from retrieval.config import Settings
+    from core.config import Settings
 
 # Only what a command needs is imported (`wikibot --help` imports no database or model code), so the errors that
 # are the user's to fix are named here by module: printed as one line, exit status 2.
 USER_ERRORS = (
     ("builtins", "ValueError"),
     ("retrieval.ingest.sources", "SourceError"),
-    ("retrieval.db", "DatabaseError"),
+    ("core.db", "DatabaseError"),
     ("retrieval.store", "EmbeddingModelMismatch"),
     ("bot.app", "SlackNotConfigured"),
     ("bot.up", "LLMMisconfigured"),
@@ -52,7 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 async def config_command(args: argparse.Namespace, settings: Settings) -> int:
-    from retrieval.config import settings_reference
+    from core.config import settings_reference
 
     rows = settings_reference()
     if args.markdown:
@@ -67,7 +67,7 @@ async def config_command(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def redact(text: str) -> str:
-    from retrieval.db import redact  # psycopg: imported by every command that logs, not by `--help`
+    from core.db import redact  # psycopg: imported by every command that logs, not by `--help`
 
     return redact(text)
 
@@ -108,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     import asyncio
 
-    from retrieval.config import SettingsInvalid, load_settings
+    from core.config import SettingsInvalid, load_settings
     from training.default_model import with_default_model
 
     try:

@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from bot.feedback_store import FeedbackStore
-    from bot.prompt import Source
-    from retrieval.config import Settings
+    from core.prompt import Source
+    from core.config import Settings
 
 log = logging.getLogger(__name__)
 
@@ -107,7 +107,7 @@ def _row(row: dict[str, Any]) -> dict[str, Any]:
 @asynccontextmanager
 async def _feedback_store(settings: Settings) -> AsyncIterator[FeedbackStore]:
     from bot.feedback_store import FeedbackStore
-    from retrieval.db import Database
+    from core.db import Database
 
     async with Database.open(settings) as db:
         yield FeedbackStore(db)

@@ -12,8 +12,8 @@ from psycopg.errors import ForeignKeyViolation
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
-from bot.prompt import without_turns
-from retrieval.db import Database
+from core.prompt import without_turns
+from core.db import Database
 from training.datasets import forget
 
 REVIEW_QUEUE_LIMIT = 500  # corrections read per App Home view; a reviewer sees the oldest first

@@ -11,8 +11,8 @@ import httpx
 import openai
 from langchain_openai import ChatOpenAI
 
-from retrieval.config import Settings
-from retrieval.db import redact
+from core.config import Settings
+from core.db import redact
 
 log = logging.getLogger(__name__)
 UNAVAILABLE = "the language model is not available"

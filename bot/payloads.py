@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from retrieval.config import Settings
+from core.config import Settings
 
 _MENTION = re.compile(r"<@([UW][A-Z0-9]+)(?:\|[^>]*)?>")
 # message subtypes that are still a person writing a message (not an edit, deletion, join, bot post...)

@@ -7,7 +7,7 @@ from collections.abc import Collection, Sequence
 from typing import Any
 
 from bot.links import URL, URL_TRAILER, is_wiki_link, unlink_external, wiki_hosts
-from bot.prompt import Source
+from core.prompt import CITATION, Source
 
 SECTION_LIMIT = 3000  # characters in a section block's text
 MESSAGE_BLOCK_LIMIT = 50
@@ -30,7 +30,6 @@ _ITALIC = re.compile(r"(?<![*\w])\*(?!\s)(.+?)(?<!\s)\*(?![*\w])")
 _HEADING = re.compile(r"^#{1,6}\s+(.+?)\s*#*$", re.MULTILINE)
 _BULLET = re.compile(r"^(\s*)[-*+]\s+", re.MULTILINE)
 _STRIKE = re.compile(r"~~(.+?)~~")
-_CITATION = re.compile(r"\[(\d{1,3}(?:, \d{1,3})*)\]")
 
 
 def escape(text: str) -> str:
@@ -55,9 +54,10 @@ def to_mrkdwn(markdown: str, sources: Sequence[Source] = (), link_hosts: Collect
 
     text = _LINK.sub(lambda m: stash(f"<{m.group(2)}|{m.group(1)}>"), text)
     text = URL.sub(bare, text)
-    text = _CITATION.sub(
+    text = CITATION.sub(
         lambda m: ", ".join(
-            stash(f"<{urls[int(n)]}|[{n}]>") if int(n) in urls else f"[{n}]" for n in m.group(1).split(", ")
+            stash(f"<{urls[int(n)]}|[{n}]>") if int(n) in urls else f"[{n}]"
+            for n in (number.strip() for number in m.group(1).split(","))
         ),
         text,
     )

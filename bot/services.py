@@ -14,11 +14,11 @@ from bot.llm import ChatLLM
 from bot.metrics import Metrics
 from bot.pacing import AcksFirst
 from bot.store import BotStore
-from retrieval.config import Settings
-from retrieval.db import Database
+from core.config import Settings
+from core.db import Database
 from retrieval.embed import Embedder
 from retrieval.index import WikiIndex
-from training.vllm_adapters import VLLMAdapters
+from core.vllm_adapters import VLLMAdapters
 
 WIKI_HOSTS_TTL_S = 300.0  # ingestion runs in other processes: how long a read of the wiki's hosts is trusted
 

@@ -9,8 +9,8 @@ from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
 from bot.home import HomeStats
-from bot.prompt import Turn
-from retrieval.db import Database
+from core.prompt import Turn
+from core.db import Database
 
 # the latest corrections read for an admin's App Home; it shows the first few from conversations they are in
 RECENT_CORRECTIONS_READ = 50

@@ -16,11 +16,11 @@ from aiohttp import web
 from bot.app import build_app
 from bot.server import serve, web_app
 from bot.services import BotServices
-from retrieval.config import ENV_PREFIX, NO_API_KEY, Settings
-from retrieval.db import redact
+from core.config import ENV_PREFIX, NO_API_KEY, Settings
+from core.db import redact
 from retrieval.sample import SAMPLE_WIKI, ingest_sample_wiki
 from training.default_model import DISPLAY_NAME, DefaultModelUnavailable, prepare_default_model
-from training.vllm_server import serve_vllm
+from core.vllm_server import serve_vllm
 
 log = logging.getLogger(__name__)
 

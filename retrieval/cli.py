@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 from retrieval.models import SEARCH_MODES
 
 if TYPE_CHECKING:
-    from retrieval.config import Settings
+    from core.config import Settings
 
 DEFAULT_SPACE = "wiki"
 
@@ -53,7 +53,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 async def db_upgrade(args: argparse.Namespace, settings: Settings) -> int:
-    from retrieval.db import database_url, prepare, redact
+    from core.db import database_url, prepare, redact
 
     url = database_url(settings)
     applied = await prepare(url)

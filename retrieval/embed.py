@@ -12,7 +12,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from retrieval.config import BUNDLED_EMBEDDING_MODEL, EmbeddingBackend, Settings
+from core.config import BUNDLED_EMBEDDING_MODEL, EmbeddingBackend, Settings
 
 if TYPE_CHECKING:
     from retrieval.onnx_encoder import OnnxSentenceEncoder

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 
-from retrieval.config import Settings
+from core.config import Settings
 from retrieval.embed import Embedder
 from retrieval.models import SEARCH_MODES, SearchHit
 from retrieval.store import WikiStore, WordLimits

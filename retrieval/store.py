@@ -9,7 +9,7 @@ import numpy as np
 from psycopg import AsyncConnection, sql
 from psycopg.rows import dict_row
 
-from retrieval.db import Database
+from core.db import Database
 from retrieval.models import Chunk, SearchHit, SourcePage, embedding_input
 from retrieval.rank import reciprocal_rank_fusion, spread_over_pages
 

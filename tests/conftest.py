@@ -12,7 +12,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from retrieval.config import Settings
+from core.config import Settings
 from retrieval.embed import Embedder
 from retrieval.index import WikiIndex
 from retrieval.sample import SAMPLE_WIKI
@@ -87,7 +87,7 @@ BASE_MODEL_NAME = "wikibot-base"  # the default WIKIBOT_LLM_MODEL
 @pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A 2-layer Llama with a tokenizer trained on the sample wiki, built here (no download)."""
-    from tests.support.tiny_model import build_tiny_model
+    from loopback.tiny_model import build_tiny_model
 
     corpus = [p.read_text(encoding="utf-8") for p in sorted((SAMPLE_WIKI / "pages").rglob("*.md"))]
     return build_tiny_model(tmp_path_factory.mktemp("models") / "tiny-llama", corpus)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from retrieval.config import Settings
+from core.config import Settings
 from retrieval.embed import Embedder
 from retrieval.index import WikiIndex
 from retrieval.sample import SAMPLE_BASE_URL, SAMPLE_WIKI

@@ -16,8 +16,8 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler
 from slack_sdk.web.async_client import AsyncWebClient
 
-from tests.support import slack_events as ev
-from tests.support.slack_api import FakeSlackAPI
+from loopback import slack_events as ev
+from loopback.slack_api import FakeSlackAPI
 
 SECRET = "test-signing-secret"
 BLOCKS = [{"type": "section", "text": {"type": "mrkdwn", "text": "*hi*"}}]

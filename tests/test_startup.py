@@ -9,8 +9,8 @@ import pytest
 
 from bot.cli import JsonFormatter, RedactingFormatter, main
 from bot.up import LLMMisconfigured, check_llm
-from retrieval.config import Settings
-from retrieval.db import redact
+from core.config import Settings
+from core.db import redact
 from tests.conftest import BASE_MODEL_NAME
 
 

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from retrieval.config import Settings
+from core.config import Settings
 from training.default_model import DefaultModelUnavailable, default_model_dir, prepare_default_model, with_default_model
-from training.vllm_server import free_port
+from core.vllm_server import free_port
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]  # starts vLLM with the real model
 

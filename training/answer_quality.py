@@ -13,7 +13,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from bot.prompt import cited_numbers
+from core.prompt import cited_numbers
 
 ECHO_WORDS = 30  # this many words in a row, copied from one source, is copying rather than answering
 NOT_COVERED = re.compile(r"\b(does not|doesn't|do not|don't|not) (cover|mention|say|contain|answer)|no information",
@@ -67,7 +67,7 @@ def echoes_block(answer: str, headers: Sequence[str], texts: Sequence[str]) -> b
 
 
 def prompt_sources(user_message: str) -> tuple[list[str], list[str]]:
-    """(header and URL lines, source texts) of a prompt's user message, as `bot.prompt.format_sources` wrote it."""
+    """(header and URL lines, source texts) of a prompt's user message, as `core.prompt.format_sources` wrote it."""
     block = user_message.split("Sources:\n\n", 1)[-1].rsplit("\n\nQuestion: ", 1)[0]
     lines = block.split("\n")
     starts = [i for i in range(len(lines) - 1) if _HEADER.match(lines[i]) and lines[i + 1].startswith("URL: ")]

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from training.pairs import CITATION_RULES, SPLITS
 
 if TYPE_CHECKING:
-    from retrieval.config import Settings
+    from core.config import Settings
     from training.datasets import DatasetSnapshot
 
 
@@ -34,7 +34,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 async def pairs_build(args: argparse.Namespace, settings: Settings) -> int:
-    from retrieval.db import Database
+    from core.db import Database
     from training.datasets import PersonCap, build_snapshot
 
     async with Database.open(settings) as db:
@@ -44,7 +44,7 @@ async def pairs_build(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def pairs_export(args: argparse.Namespace, settings: Settings) -> int:
-    from retrieval.db import Database
+    from core.db import Database
     from training.datasets import DatasetNotFound, export_jsonl, latest_snapshot
 
     async with Database.open(settings) as db:

@@ -13,8 +13,8 @@ from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from retrieval.config import Settings
-    from retrieval.db import Database
+    from core.config import Settings
+    from core.db import Database
     from training.swap import SwapReport
 
 
@@ -45,7 +45,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 async def train_command(args: argparse.Namespace, settings: Settings) -> int:
-    from retrieval.db import Database
+    from core.db import Database
     from training.cycle import run_cycle  # torch, transformers and TRL take seconds to import
     from training.default_model import default_model_dir, prepare_default_model
 
@@ -58,7 +58,7 @@ async def train_command(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def adapters_list(args: argparse.Namespace, settings: Settings) -> int:
-    from retrieval.db import Database
+    from core.db import Database
     from training.registry import AdapterRegistry
 
     async with Database.open(settings) as db:
@@ -83,7 +83,7 @@ async def adapters_list(args: argparse.Namespace, settings: Settings) -> int:
 @asynccontextmanager
 async def _exclusive(settings: Settings) -> AsyncIterator[Database]:
     """The database, with the training lock held: no training run swaps adapters meanwhile."""
-    from retrieval.db import Database
+    from core.db import Database
     from training.registry import RegistryError, training_lock
 
     async with Database.open(settings) as db, training_lock(db) as taken:
@@ -114,7 +114,7 @@ async def adapters_rollback(args: argparse.Namespace, settings: Settings) -> int
 
 
 async def scheduler_command(args: argparse.Namespace, settings: Settings) -> int:
-    from retrieval.db import Database
+    from core.db import Database
     from training.schedule import run_scheduler  # it imports the trainer
 
     async with Database.open(settings) as db:

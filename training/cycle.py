@@ -18,8 +18,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from retrieval.config import Settings
-from retrieval.db import Database
+from core.config import Settings
+from core.db import Database
 from training.datasets import PersonCap, build_snapshot, load_pairs, prune_snapshots
 from training.answer_quality import answer_cases, decide_answers
 from training.gate import GateDecision, GateMetrics, decide, evaluate, evaluate_answers, evaluate_candidate

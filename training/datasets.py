@@ -21,8 +21,8 @@ from typing import Any
 import psycopg
 from psycopg.types.json import Jsonb
 
-from retrieval.config import Settings
-from retrieval.db import Database
+from core.config import Settings
+from core.db import Database
 from training.pairs import (
     DEFAULT_MAX_DISTRACTORS,
     PAIR_KINDS,

@@ -19,7 +19,7 @@ import tempfile
 import zipfile
 from pathlib import Path
 
-from retrieval.config import Settings
+from core.config import Settings
 
 log = logging.getLogger(__name__)
 

@@ -9,9 +9,9 @@ import torch
 from peft import PeftModel
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedTokenizerBase
 
-from retrieval.config import Settings
+from core.config import Settings
 from training.answer_quality import AnswerCase, AnswerMetrics, answer_metrics
-from training.canary import CANARY_PROMPTS, Reference, reference
+from core.canary import CANARY_PROMPTS, Reference, reference
 
 EVAL_BATCH_SIZE = 8
 
@@ -124,7 +124,7 @@ def evaluate_candidate(
     base_model: str, adapter_dir: str, pairs: list[dict[str, Any]], canary_pairs: list[dict[str, Any]]
 ) -> tuple[GateMetrics, list[Reference]]:
     """The gate's metrics of a new adapter on `pairs`, and its canary references on the first prompts of
-    `canary_pairs` (what every server must reproduce before the adapter is served: training/canary.py)."""
+    `canary_pairs` (what every server must reproduce before the adapter is served: core/canary.py)."""
     model, tokenizer = load_model(base_model, adapter_dir)
     prompts: list[list[dict[str, Any]]] = []
     for pair in canary_pairs:

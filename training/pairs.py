@@ -52,7 +52,7 @@ Rules (the README's "How feedback becomes training data" says the same for peopl
   hash of the prompt picks), the others keep their order, the sources are numbered [1..n] anew, and every
   [n] of the chosen and rejected answers follows its source ("[1, 3]" and "[1][3]" too; numbers no source
   has stay). Only the "Sources:" block of the last message changes: it is cut at the headers of the logged
-  sources and written again with `bot.prompt.format_sources`; a prompt it would not rebuild exactly gets no
+  sources and written again with `core.prompt.format_sources`; a prompt it would not rebuild exactly gets no
   copies. Nor does a chosen answer citing no source, a prompt with one source, or one whose chosen answer
   cites [2] of two (its only other order puts it first). The stats count the copies (`reordered`).
 - Held-out split by prompt: `split_of(interaction_id)` hashes the prompt's id, so no prompt is in both
@@ -71,7 +71,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 from urllib.parse import unquote
 
-from bot.prompt import Source, cited_numbers, clean_citations, format_sources
+from core.prompt import CITATION, CITATION_RUN, Source, cited_numbers, clean_citations, format_sources
 from training.answer_quality import NOT_COVERED, echoes
 
 PairKind = Literal["correction", "rating", "distractor"]
@@ -109,11 +109,9 @@ STOP_WORDS = frozenset("""
     check source sources cite link please thanks thank instead
 """.split())
 
-# a run of adjacent citations, as bot.prompt writes and reads them: "[2]", "[1, 3]", "[1][3]"
-_CITATION_RUN = re.compile(r"\[\d{1,3}(?:\s*,\s*\d{1,3})*\](?:\s*\[\d{1,3}(?:\s*,\s*\d{1,3})*\])*")
-_CITATION = re.compile(r"\[\d{1,3}(?:\s*,\s*\d{1,3})*\]")  # one [n] or [n, m]
+# a run of adjacent citations, as core.prompt writes and reads them: "[2]", "[1, 3]", "[1][3]"
 _LISTED_HEADER = re.compile(r"\n\n\[\d{1,3}\] [^\n]*\nURL: ")  # a source's header, after a blank line
-_SOURCES_START, _QUESTION_START = "Sources:\n\n", "\n\nQuestion: "  # around bot.prompt's source block
+_SOURCES_START, _QUESTION_START = "Sources:\n\n", "\n\nQuestion: "  # around core.prompt's source block
 _END_PUNCTUATION = re.compile(r"[.!?]+$")
 _WORD = re.compile(r"[^\W_]+")  # words for names, quotes and similarity: letters and digits, any script
 _URL = re.compile(r"https?://[^\s<>|\"]+")  # bare, or inside a Slack link <url> / <url|label>
@@ -349,7 +347,7 @@ def listed_sources(prompt: Sequence[dict[str, str]], sources: Sequence[dict[str,
     """The prompt's numbered sources, with their text as the prompt lists it; None unless they rebuild it exactly.
 
     The last message's source block is cut at the logged sources' headers ("[n] label" and "URL: url" lines, as
-    `bot.prompt.format_sources` writes them): the logged dicts may lack their text (a snapshot reads it only
+    `core.prompt.format_sources` writes them): the logged dicts may lack their text (a snapshot reads it only
     for corrected answers), the prompt has it as the model saw it.
     """
     if not prompt or not sources or [int(s["n"]) for s in sources] != list(range(1, len(sources) + 1)):
@@ -416,7 +414,7 @@ def renumber_citations(text: str, new_number: dict[int, int]) -> str:
     def renumbered(match: re.Match[str]) -> str:
         return re.sub(r"\d+", lambda d: str(new_number.get(int(d.group()), d.group())), match.group())
 
-    return _CITATION.sub(renumbered, text)
+    return CITATION.sub(renumbered, text)
 
 
 def _prompt_hash(prompt: Sequence[dict[str, str]]) -> int:
@@ -461,7 +459,7 @@ def _only_disagrees(sentence: str) -> bool:
 def recited(answer: str, numbers: list[int], listed: Sequence[Source]) -> str | None:
     """The model's own answer citing `numbers` instead of what it cited; None where it is no answer to cite (a
     copy of the source block, "not covered", fewer than MIN_CONTENT_WORDS content words)."""
-    bare = _SPACE_BEFORE_PUNCTUATION.sub(r"\1", _CITATION_RUN.sub("", answer)).strip()
+    bare = _SPACE_BEFORE_PUNCTUATION.sub(r"\1", CITATION_RUN.sub("", answer)).strip()
     bare = re.sub(r"[ \t]{2,}", " ", bare)
     if len(_content_words(bare)) < MIN_CONTENT_WORDS or NOT_COVERED.search(bare):
         return None
@@ -559,4 +557,4 @@ def distractors(text: str, source_numbers: list[int], limit: int) -> list[str]:
     if not cited & set(source_numbers):
         return []
     others = [n for n in source_numbers if n not in cited][:limit]
-    return [_CITATION_RUN.sub(f"[{n}]", text) for n in others]
+    return [CITATION_RUN.sub(f"[{n}]", text) for n in others]

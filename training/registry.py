@@ -18,7 +18,7 @@ import psycopg
 from psycopg.rows import class_row
 from psycopg.types.json import Jsonb
 
-from retrieval.db import Database
+from core.db import Database
 
 TRAINING_LOCK = 72_650_201  # pg_advisory_lock key: one training run or adapter swap at a time, across processes
 REGISTRY_LOCK = 72_650_202  # pg_advisory_xact_lock key: registry changes that read then write

@@ -23,8 +23,8 @@ from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 from sqlalchemy.engine import URL
 
-from retrieval.config import Settings
-from retrieval.db import Database
+from core.config import Settings
+from core.db import Database
 from training.cycle import run_cycle
 from training.default_model import with_default_model
 from training.swap import reconcile, vllm_servers

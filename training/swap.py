@@ -18,11 +18,11 @@ from typing import Any
 
 import httpx
 
-from retrieval.config import Settings
-from retrieval.db import Database, redact
-from training.canary import Reference
+from core.config import Settings
+from core.db import Database, redact
+from core.canary import Reference
 from training.registry import PROMOTABLE, Adapter, AdapterRegistry, RegistryError, training_lock
-from training.vllm_adapters import AdapterLoadError, VLLMAdapters
+from core.vllm_adapters import AdapterLoadError, VLLMAdapters
 
 log = logging.getLogger(__name__)
 

@@ -17,7 +17,7 @@ from transformers.trainer_callback import PrinterCallback
 from trl import DPOConfig, DPOTrainer
 from trl.trainer import utils as trl_utils
 
-from retrieval.config import Settings
+from core.config import Settings
 from training.gate import completion_ids
 
 log = logging.getLogger(__name__)

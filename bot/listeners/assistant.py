@@ -9,7 +9,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.payloads import channel_allowed
-from retrieval.config import Settings
+from core.config import Settings
 
 SUGGESTED_PROMPTS = [
     {"title": "Find a policy", "message": "What is our policy on working remotely from abroad?"},

@@ -1,5 +1,5 @@
 from bot.feedback import classify_reply, is_reviewer, rating_value, review_reasons, reviews
-from retrieval.config import Settings
+from core.config import Settings
 
 
 def test_reaction_map_with_skin_tones_and_non_ratings():

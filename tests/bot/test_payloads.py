@@ -1,8 +1,8 @@
 import pytest
 
 from bot.payloads import asks_the_bot, channel_allowed, is_user_message, spaces_for, strip_mentions, to_question
-from retrieval.config import Settings
-from tests.support import slack_events as ev
+from core.config import Settings
+from loopback import slack_events as ev
 
 
 def test_mention_event_becomes_a_question_in_its_thread():

@@ -1,4 +1,4 @@
-from bot.prompt import (
+from core.prompt import (
     SYSTEM_PROMPT,
     Source,
     Turn,

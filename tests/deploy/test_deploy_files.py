@@ -19,7 +19,7 @@ import pytest
 import yaml
 
 from bot.cli import build_parser
-from retrieval.config import ENV_PREFIX, NO_API_KEY, Settings
+from core.config import ENV_PREFIX, NO_API_KEY, Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCKER = ROOT / "deploy" / "docker"
@@ -209,7 +209,7 @@ def test_every_wikibot_variable_is_a_setting(where: str) -> None:
     found = compose_wikibot_variables() if where == "compose" else k8s_wikibot_variables()
     assert any(found.values()), "the scan found no WIKIBOT_* variables at all"
     unknown = {f"{file}: {name}" for file, names in found.items() for name in names - SETTINGS_ENV}
-    assert not unknown, f"not fields of retrieval.config.Settings (ignored silently at run time): {sorted(unknown)}"
+    assert not unknown, f"not fields of core.config.Settings (ignored silently at run time): {sorted(unknown)}"
 
 
 def settings_from(env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Settings:

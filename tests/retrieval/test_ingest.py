@@ -11,7 +11,7 @@ import psycopg
 import pytest
 
 from bot.cli import main
-from retrieval.config import Settings
+from core.config import Settings
 from retrieval.embed import Embedder
 from retrieval.index import WikiIndex
 from retrieval.ingest.pipeline import TooManyDeletions

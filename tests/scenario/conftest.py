@@ -6,12 +6,12 @@ from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
-from retrieval.config import Settings
+from core.config import Settings
 from retrieval.embed import Embedder
 from retrieval.index import WikiIndex
 from retrieval.sample import ingest_sample_wiki, sample_spaces
-from tests.support.bot_harness import RunningBot, running_bot, slack_settings
-from tests.support.slack_api import FakeSlackAPI
+from loopback.bot_harness import RunningBot, running_bot, slack_settings
+from loopback.slack_api import FakeSlackAPI
 
 
 @pytest.fixture(scope="module")

@@ -13,18 +13,18 @@ from typing import Any
 import aiohttp
 import pytest
 
-from retrieval.config import Settings
+from core.config import Settings
 from retrieval.embed import Embedder
 from retrieval.index import WikiIndex
 from training.datasets import build_snapshot
 from bot.cli import main
 from bot.listeners.feedback import CORRECTION_VIEW
-from bot.prompt import REMOVED_TURN
+from core.prompt import REMOVED_TURN
 from bot.render import CORRECTION_ACTION, FEEDBACK_ACTION
-from tests.support import slack_events as ev
-from tests.support.bot_harness import SIGNING_SECRET, RunningBot, running_bot, slack_settings
-from tests.support.llm_double import scripted_llm
-from tests.support.slack_api import FakeSlackAPI
+from loopback import slack_events as ev
+from loopback.bot_harness import SIGNING_SECRET, RunningBot, running_bot, slack_settings
+from loopback.llm_double import scripted_llm
+from loopback.slack_api import FakeSlackAPI
 
 pytestmark = pytest.mark.slow
 ANSWER = ["Unused vacation days ", "carry over [1]."]

@@ -12,13 +12,13 @@ from collections.abc import AsyncIterator
 import pytest
 
 from bot.pacing import AcksFirst
-from retrieval.config import Settings
+from core.config import Settings
 from retrieval.embed import Embedder
 from retrieval.index import WikiIndex
-from tests.support import slack_events as ev
-from tests.support.bot_harness import RunningBot, running_bot, slack_settings
-from tests.support.llm_double import scripted_llm
-from tests.support.slack_api import FakeSlackAPI
+from loopback import slack_events as ev
+from loopback.bot_harness import RunningBot, running_bot, slack_settings
+from loopback.llm_double import scripted_llm
+from loopback.slack_api import FakeSlackAPI
 
 BURST = 30
 LONG = 30.0  # seconds: far longer than any burst takes to arrive, or any answer takes, on a busy machine

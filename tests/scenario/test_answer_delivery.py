@@ -17,14 +17,14 @@ import pytest
 
 from bot.cli import main
 from bot.slack_reply import GAVE_UP, WORKING_REACTION
-from retrieval.config import Settings
+from core.config import Settings
 from retrieval.embed import Embedder
 from retrieval.index import WikiIndex
-from tests.support import slack_events as ev
-from tests.support.bot_harness import RunningBot, running_bot, slack_settings
+from loopback import slack_events as ev
+from loopback.bot_harness import RunningBot, running_bot, slack_settings
 from tests.support.db_outage import database_outage
-from tests.support.llm_double import scripted_llm
-from tests.support.slack_api import FakeSlackAPI, PostedMessage
+from loopback.llm_double import scripted_llm
+from loopback.slack_api import FakeSlackAPI, PostedMessage
 
 QUESTION = "what is the vacation carryover rule?"
 ANSWER = ["Unused vacation days ", "carry over [1]."]

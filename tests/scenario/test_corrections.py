@@ -14,13 +14,13 @@ from bot.cli import main
 from bot.home import APPROVE_CORRECTION_ACTION, REJECT_CORRECTION_ACTION
 from bot.listeners.feedback import CORRECTION_VIEW, THANKS
 from bot.render import CONFIRM_CORRECTION_ACTION, CONFIRM_QUESTION, CORRECTION_ACTION
-from retrieval.config import Settings
+from core.config import Settings
 from retrieval.embed import Embedder
 from retrieval.index import WikiIndex
-from tests.support import slack_events as ev
-from tests.support.bot_harness import SIGNING_SECRET, RunningBot, running_bot, slack_settings
-from tests.support.llm_double import scripted_llm
-from tests.support.slack_api import FakeSlackAPI
+from loopback import slack_events as ev
+from loopback.bot_harness import SIGNING_SECRET, RunningBot, running_bot, slack_settings
+from loopback.llm_double import scripted_llm
+from loopback.slack_api import FakeSlackAPI
 from training.datasets import build_snapshot
 
 pytestmark = pytest.mark.slow

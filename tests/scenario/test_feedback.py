@@ -11,8 +11,8 @@ import pytest
 from bot.cli import main
 from bot.listeners.feedback import CORRECTION_VIEW
 from bot.render import CONFIRM_QUESTION, CORRECTION_ACTION, FEEDBACK_ACTION
-from tests.support import slack_events as ev
-from tests.support.bot_harness import SIGNING_SECRET, RunningBot
+from loopback import slack_events as ev
+from loopback.bot_harness import SIGNING_SECRET, RunningBot
 
 pytestmark = pytest.mark.slow
 

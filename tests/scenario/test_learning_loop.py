@@ -9,17 +9,17 @@ from pathlib import Path
 
 import pytest
 
-from retrieval.config import Settings
+from core.config import Settings
 from retrieval.embed import Embedder
 from retrieval.index import WikiIndex
 from retrieval.sample import labelled_questions
-from tests.support import slack_events as ev
-from tests.support.bot_harness import running_bot, slack_settings
-from tests.support.slack_api import FakeSlackAPI
+from loopback import slack_events as ev
+from loopback.bot_harness import running_bot, slack_settings
+from loopback.slack_api import FakeSlackAPI
 from training.cycle import run_cycle
 from training.datasets import latest_snapshot, load_pairs
-from training.vllm_adapters import VLLMAdapters
-from training.vllm_logprobs import served_margin
+from core.vllm_adapters import VLLMAdapters
+from tests.support.vllm_logprobs import served_margin
 
 pytestmark = pytest.mark.slow
 QUESTIONS = 14

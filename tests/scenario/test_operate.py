@@ -11,16 +11,16 @@ import pytest
 from bot.app import build_app
 from bot.server import serve
 from bot.services import BotServices
-from retrieval.config import Settings
+from core.config import Settings
 from retrieval.embed import Embedder
 from retrieval.index import WikiIndex
 from retrieval.sample import SAMPLE_BASE_URL
-from tests.support import slack_events as ev
-from tests.support.bot_harness import RunningBot, slack_settings
-from tests.support.llm_double import scripted_llm
-from tests.support.slack_api import FakeSlackAPI
+from loopback import slack_events as ev
+from loopback.bot_harness import RunningBot, slack_settings
+from loopback.llm_double import scripted_llm
+from loopback.slack_api import FakeSlackAPI
 from tests.support.socket_mode import SocketModeServer
-from training.vllm_server import free_port
+from core.vllm_server import free_port
 
 pytestmark = pytest.mark.slow
 

@@ -10,16 +10,16 @@ import pytest
 
 from bot.answer import SOURCES_ONLY_LEAD
 from bot.cli import main
-from bot.prompt import NO_SOURCES_ANSWER, Source, Turn
+from core.prompt import NO_SOURCES_ANSWER, Source, Turn
 from bot.services import BotServices
-from retrieval.config import Settings
+from core.config import Settings
 from retrieval.embed import Embedder
 from retrieval.index import WikiIndex
 from tests.conftest import BASE_MODEL_NAME
-from tests.support import slack_events as ev
-from tests.support.bot_harness import RunningBot, running_bot, slack_settings
-from tests.support.llm_double import scripted_llm
-from tests.support.slack_api import FakeSlackAPI
+from loopback import slack_events as ev
+from loopback.bot_harness import RunningBot, running_bot, slack_settings
+from loopback.llm_double import scripted_llm
+from loopback.slack_api import FakeSlackAPI
 from tests.support.vllm_server import MAX_MODEL_LEN
 
 pytestmark = pytest.mark.slow

@@ -11,18 +11,18 @@ from pathlib import Path
 import httpx
 import pytest
 
-from retrieval.config import Settings
+from core.config import Settings
 from retrieval.embed import Embedder
 from retrieval.index import WikiIndex
 from retrieval.sample import labelled_questions
 from tests.conftest import BASE_MODEL_NAME
-from tests.support import slack_events as ev
-from tests.support.bot_harness import running_bot, slack_settings
-from tests.support.slack_api import FakeSlackAPI
-from training.canary import Reference
+from loopback import slack_events as ev
+from loopback.bot_harness import running_bot, slack_settings
+from loopback.slack_api import FakeSlackAPI
+from core.canary import Reference
 from training.cycle import run_cycle
 from training.registry import AdapterRegistry
-from training.vllm_adapters import VLLMAdapters
+from core.vllm_adapters import VLLMAdapters
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]  # about 4 minutes alone on 2 cores
 QUESTIONS = 6

@@ -17,8 +17,8 @@ from typing import Any
 import frontmatter
 from psycopg.types.json import Jsonb
 
-from bot.prompt import Source, build_messages
-from retrieval.db import Database
+from core.prompt import Source, build_messages
+from core.db import Database
 from retrieval.sample import SAMPLE_BASE_URL, SAMPLE_WIKI, labelled_questions
 
 HEDGE = "I am not sure, but I think that "

@@ -10,8 +10,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from retrieval.config import Settings
-from retrieval.db import Database
+from core.config import Settings
+from core.db import Database
 from tests.support.preference_pairs import wiki_preference_pairs
 from training.registry import NAME_PREFIX
 from training.train import TrainResult, train_adapter

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from bot.prompt import Source, build_messages
+from core.prompt import Source, build_messages
 from training.answer_quality import (
     AnswerCase,
     answer_cases,

@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from training.canary import Reference, Step, deviation
+from core.canary import Reference, Step, deviation
 
 
 def test_identical_generations_deviate_by_nothing():

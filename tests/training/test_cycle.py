@@ -18,8 +18,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from retrieval.config import Settings
-from retrieval.db import Database
+from core.config import Settings
+from core.db import Database
 from tests.conftest import ROOT
 from tests.support.preference_pairs import log_corrected_answers, wiki_answers
 from training import commands
@@ -119,8 +119,8 @@ def _start_killable_cycle(settings: Settings) -> subprocess.Popen[bytes]:
     env["WIKIBOT_TRAIN_EPOCHS"] = "50"  # long enough to be killed midway
     code = (
         "import asyncio\n"
-        "from retrieval.config import Settings\n"
-        "from retrieval.db import Database\n"
+        "from core.config import Settings\n"
+        "from core.db import Database\n"
         "from training.cycle import run_cycle\n"
         "async def main():\n"
         "    settings = Settings()\n"

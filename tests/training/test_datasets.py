@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 from psycopg.types.json import Jsonb
 
-from retrieval.config import Settings
-from retrieval.db import Database
+from core.config import Settings
+from core.db import Database
 from training import cli
 from training.datasets import (
     WITHHELD_STATS, DatasetNotFound, DatasetSnapshot, PersonCap, build_snapshot, export_jsonl, latest_snapshot,

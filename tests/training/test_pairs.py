@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import itertools
 
-from bot.prompt import Source, Turn, build_messages, cited_numbers, format_sources
+from core.prompt import Source, Turn, build_messages, cited_numbers, format_sources
 from training.answer_quality import prompt_sources
 from training.pairs import (
     DEFAULT_SOURCE_ORDERS, SIMILARITY_THRESHOLD, FeedbackItem, LoggedAnswer, PreferencePair, as_written, build_pairs,

@@ -8,8 +8,8 @@ from collections.abc import AsyncIterator
 import psycopg
 import pytest
 
-from retrieval.config import Settings
-from retrieval.db import Database
+from core.config import Settings
+from core.db import Database
 from training.registry import AdapterRegistry, RegistryError, training_lock
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from retrieval.config import Settings
+from core.config import Settings
 from training.gate import GateMetrics, decide
 from training.schedule import crontab_trigger, sqlalchemy_url
 from training.train import TrainingConfigError, lora_config

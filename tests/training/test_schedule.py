@@ -9,8 +9,8 @@ from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
-from retrieval.config import Settings
-from retrieval.db import Database
+from core.config import Settings
+from core.db import Database
 from training.schedule import RECONCILE_JOB, TRAIN_JOB, build_scheduler, sqlalchemy_url
 
 

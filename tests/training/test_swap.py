@@ -13,15 +13,15 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from retrieval.config import Settings
-from retrieval.db import Database
+from core.config import Settings
+from core.db import Database
 from tests.conftest import BASE_MODEL_NAME
 from tests.training.conftest import TRAINED_PAIRS
 from training.gate import evaluate, evaluate_candidate
 from training.registry import NAME_PREFIX, Adapter, AdapterRegistry, RegistryError
 from training.swap import SwapError, activate, reconcile, rollback, vllm_servers
-from training.vllm_logprobs import served_margin
-from training.vllm_server import free_port
+from tests.support.vllm_logprobs import served_margin
+from core.vllm_server import free_port
 
 pytestmark = pytest.mark.slow
 

@@ -9,7 +9,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from retrieval.config import Settings
+from core.config import Settings
 from tests.training.conftest import TINY_TRAINING, TRAINED_PAIRS, TrainedAdapter, sha256
 from training.gate import evaluate
 from training.train import TrainingConfigError, estimate_memory_gb, train_adapter

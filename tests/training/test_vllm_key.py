@@ -11,10 +11,10 @@ import pytest
 
 from bot.llm import ChatLLM, LLMError
 from bot.up import check_llm
-from retrieval.config import NO_API_KEY, Settings
+from core.config import NO_API_KEY, Settings
 from tests.conftest import BASE_MODEL_NAME
 from tests.support.vllm_server import serve_vllm
-from training.vllm_adapters import AdapterLoadError, VLLMAdapters
+from core.vllm_adapters import AdapterLoadError, VLLMAdapters
 
 pytestmark = pytest.mark.slow
 PROMPT = [{"role": "user", "content": "What is the sick leave policy?"}]

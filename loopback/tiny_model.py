@@ -31,7 +31,7 @@ CHAT_TEMPLATE = (
 )
 
 
-def _train_tokenizer(corpus: Iterable[str]) -> PreTrainedTokenizerFast:
+def train_tokenizer(corpus: Iterable[str]) -> PreTrainedTokenizerFast:
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
@@ -58,7 +58,7 @@ def build_tiny_model(out_dir: Path, corpus: Iterable[str]) -> Path:
     """Train a tokenizer on ``corpus`` and save a random 2-layer Llama to ``out_dir``."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    tokenizer = _train_tokenizer(corpus)
+    tokenizer = train_tokenizer(corpus)
     config = LlamaConfig(
         vocab_size=len(tokenizer),
         hidden_size=128,

@@ -8,9 +8,9 @@ from dataclasses import dataclass
 
 import httpx
 
-from retrieval.config import NO_API_KEY
-from retrieval.db import redact
-from training.canary import TOP_LOGPROBS, Reference, Step, deviation
+from core.config import NO_API_KEY
+from core.db import redact
+from core.canary import TOP_LOGPROBS, Reference, Step, deviation
 
 log = logging.getLogger(__name__)
 
@@ -105,7 +105,7 @@ class VLLMAdapters:
     async def greedy_steps(self, server: VLLMServer, name: str, prompt_ids: list[int], max_tokens: int) -> list[Step]:
         """`name`'s greedy continuation of `prompt_ids` with each token's log-probability and the runners-up'.
 
-        A plain generation request (no `prompt_logprobs`: see training/canary.py)."""
+        A plain generation request (no `prompt_logprobs`: see core/canary.py)."""
         payload = {
             "model": name, "prompt": prompt_ids, "max_tokens": max_tokens, "temperature": 0.0,
             "logprobs": TOP_LOGPROBS, "return_tokens_as_token_ids": True,

@@ -1,4 +1,5 @@
-"""Pure prompt building and citation parsing. The prompt is logged verbatim; training rebuilds it from the log."""
+"""The prompt and its citation grammar, pure: the bot builds and logs the prompt verbatim, training rebuilds it from
+the log, and both read citations with the one grammar below."""
 
 from __future__ import annotations
 
@@ -6,9 +7,7 @@ import math
 import re
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, replace
-from typing import Any
-
-from retrieval.models import SearchHit
+from typing import Any, Protocol
 
 SYSTEM_PROMPT = (
     "You are wikibot, the assistant that answers questions about {company}'s internal wiki. "
@@ -26,7 +25,22 @@ NO_SOURCES_ANSWER = (
 REMOVED_TURN = "[removed at the request of the person who wrote it]"
 TEMPLATE_TOKENS_PER_MESSAGE = 32  # a chat template's role markers and special tokens, with room to spare
 FIT_MARGIN = 1.1  # cut 10% more than the estimate asks, so that one recount is usually enough
-_CITATION = re.compile(r"\[(\d{1,3}(?:\s*,\s*\d{1,3})*)\]")
+# The citation grammar, the one place it is written: "[n]" or "[n, m]" (group 1: the numbers), and a run of them
+CITATION = re.compile(r"\[(\d{1,3}(?:\s*,\s*\d{1,3})*)\]")
+CITATION_RUN = re.compile(rf"{CITATION.pattern}(?:\s*{CITATION.pattern})*")
+
+
+class Hit(Protocol):
+    """What a source is made from: a retrieved chunk (retrieval.models.SearchHit)."""
+
+    chunk_id: int
+    page_id: int
+    space: str
+    title: str
+    section: str
+    url: str
+    text: str
+    score: float
 
 
 @dataclass(frozen=True)
@@ -44,7 +58,7 @@ class Source:
     score: float
 
     @classmethod
-    def from_hit(cls, n: int, hit: SearchHit) -> Source:
+    def from_hit(cls, n: int, hit: Hit) -> Source:
         return cls(n, hit.chunk_id, hit.page_id, hit.space, hit.title, hit.section, hit.url, hit.text, hit.score)
 
     def as_dict(self) -> dict[str, Any]:
@@ -61,7 +75,7 @@ class Turn:
     answer: str
 
 
-def number_sources(hits: Sequence[SearchHit], max_chars: int) -> list[Source]:
+def number_sources(hits: Sequence[Hit], max_chars: int) -> list[Source]:
     """Number the hits in rank order, keeping as many as fit in `max_chars` of text (at least one)."""
     sources: list[Source] = []
     used = 0
@@ -129,7 +143,7 @@ def fit_sources(
 def cited_numbers(text: str) -> list[int]:
     """Source numbers cited as [n] or [n, m], in order of first citation."""
     seen: list[int] = []
-    for match in _CITATION.finditer(text):
+    for match in CITATION.finditer(text):
         for number in match.group(1).split(","):
             n = int(number)
             if n not in seen:
@@ -144,6 +158,6 @@ def clean_citations(text: str, n_sources: int) -> tuple[str, list[int]]:
         valid = [n.strip() for n in match.group(1).split(",") if 1 <= int(n) <= n_sources]
         return f"[{', '.join(valid)}]" if valid else ""
 
-    cleaned = _CITATION.sub(keep, text)
+    cleaned = CITATION.sub(keep, text)
     cleaned = re.sub(r"[ \t]+([.,;:!?])", r"\1", cleaned)  # "foo [9]." -> "foo ." -> "foo."
     return cleaned.strip(), cited_numbers(cleaned)

@@ -14,10 +14,10 @@ from bot.app import build_app
 from bot.render import CONFIRM_CORRECTION_ACTION, DECLINE_CORRECTION_ACTION
 from bot.server import web_app
 from bot.services import BotServices
-from retrieval.config import Settings
+from core.config import Settings
 from retrieval.embed import Embedder
-from tests.support import slack_events as ev
-from tests.support.slack_api import FakeSlackAPI
+from loopback import slack_events as ev
+from loopback.slack_api import FakeSlackAPI
 
 SIGNING_SECRET = "test-signing-secret"
 BOT_TOKEN = "xoxb-test"

@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
-from retrieval.config import NO_API_KEY
+from core.config import NO_API_KEY
 from training.gate import completion_ids
 
 

@@ -15,7 +15,7 @@ import psycopg
 from pgvector.psycopg import register_vector_async
 from psycopg_pool import AsyncConnectionPool
 
-from retrieval.config import Settings
+from core.config import Settings
 
 log = logging.getLogger(__name__)
 
@@ -35,9 +35,9 @@ class Migration:
 
 
 def load_migrations() -> list[Migration]:
-    """The versioned schema changes shipped in `retrieval/migrations`, in order."""
+    """The versioned schema changes shipped in `core/migrations`, in order."""
     found = []
-    for entry in resources.files("retrieval.migrations").iterdir():
+    for entry in resources.files("core.migrations").iterdir():
         match = _MIGRATION_NAME.match(entry.name)
         if match:
             found.append(Migration(int(match.group(1)), entry.name, entry.read_text(encoding="utf-8")))
