@@ -4,7 +4,7 @@
 
 A throwaway data folder holds the sample wiki, ingested once, and its embedded PostgreSQL, kept running as
 `wikibot up` keeps it; the ONNX export of the embedding model is made then too. Each command then runs as a new
-process (`python -m bot.cli ...`), as a person or a script runs it, after one warm-up run; the figures are the
+process (`python -m wikibot.cli ...`), as a person or a script runs it, after one warm-up run; the figures are the
 process's wall time, CPU time (user + system, which a quiet machine's wall time is close to) and peak resident
 memory, from GNU time. `ask` has no LLM (an address that refuses connections), so it answers with the best
 sources: what is timed is start-up, retrieval and logging. With --baseline, DIR is another checkout of wikibot
@@ -73,7 +73,7 @@ def run_once(checkout: Path, command: Command, env: dict[str, str], logs: Path) 
     with (logs / "run.log").open("w") as out:
         start = time.perf_counter()
         done = subprocess.run(
-            [TIME, "-f", "%M %U %S", "-o", str(logs / "usage"), sys.executable, "-m", "bot.cli", *command.args],
+            [TIME, "-f", "%M %U %S", "-o", str(logs / "usage"), sys.executable, "-m", "wikibot.cli", *command.args],
             cwd=checkout,
             env={**env, "PYTHONPATH": str(checkout)},
             stdout=out,

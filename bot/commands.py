@@ -1,4 +1,4 @@
-"""`wikibot serve`, `wikibot up`, `wikibot ask` and `wikibot feedback`.
+"""`wikibot serve`, `wikibot ask` and `wikibot feedback`.
 
 Handlers import what they use when they run: `wikibot --help` and each command pay only for their own imports.
 """
@@ -26,12 +26,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     serve_parser.add_argument("--port", type=int, default=None, help="HTTP port (WIKIBOT_PORT, 3000)")
     serve_parser.set_defaults(handler=serve_command)
 
-    up_parser = sub.add_parser(
-        "up", help="run everything on this machine: database, sample wiki, LLM, scheduler, Slack bot"
-    )
-    up_parser.add_argument("--port", type=int, default=None, help="HTTP port (WIKIBOT_PORT, 3000)")
-    up_parser.set_defaults(handler=up_command)
-
     ask = sub.add_parser("ask", help="answer one question without Slack, with the same pipeline")
     ask.add_argument("question")
     ask.add_argument("--space", action="append", help="only this wiki space (repeatable)")
@@ -58,19 +52,13 @@ async def serve_command(args: argparse.Namespace, settings: Settings) -> int:
     from bot.app import build_app
     from bot.server import serve
     from bot.services import BotServices
-    from bot.up import check_llm
+    from bot.llm import check_llm
 
     async with BotServices.open(settings) as services:
         app = build_app(services)  # fails first when Slack is not configured
         log.info(await check_llm(settings))
         await serve(app, services, args.port or settings.port)
     return 0
-
-
-async def up_command(args: argparse.Namespace, settings: Settings) -> int:
-    from bot.up import up
-
-    return await up(settings, args.port or settings.port)
 
 
 async def ask_command(args: argparse.Namespace, settings: Settings) -> int:

@@ -16,6 +16,10 @@ from core.db import redact
 
 log = logging.getLogger(__name__)
 UNAVAILABLE = "the language model is not available"
+NO_LLM = (
+    "LLM: none configured. Set WIKIBOT_LLM_BASE_URL to a vLLM server (http://host:8000/v1), or WIKIBOT_BASE_MODEL "
+    "to a Hugging Face model name or path to start one here. Until then answers list the best wiki sources only."
+)
 _TOLD_AS_IS = ("timeout", "too_long")  # kinds whose message helps the asker and holds nothing of the server's
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")  # C0 and C1 controls but tab and newline
 
@@ -120,3 +124,28 @@ class ChatLLM:
             raise LLMError("unreachable", f"cannot reach the LLM at {self.settings.llm_base_url}") from exc
         except openai.APIStatusError as exc:
             raise LLMError("error", f"the LLM server answered {exc.status_code}: {exc.message}") from exc
+
+
+class LLMMisconfigured(ValueError):
+    pass
+
+
+async def check_llm(settings: Settings) -> str:
+    """One line on the LLM for the start-up log. Raises LLMMisconfigured when the server answers but does not
+    serve the configured model (a wrong name would otherwise fail every question)."""
+    if settings.llm_base_url is None:
+        return NO_LLM
+    try:
+        async with httpx.AsyncClient(timeout=5, headers={"Authorization": f"Bearer {settings.llm_api_key}"}) as client:
+            response = await client.get(f"{settings.llm_base_url.rstrip('/')}/models")
+        response.raise_for_status()
+    except httpx.HTTPError as exc:
+        problem = redact(str(exc) or type(exc).__name__)
+        return f"LLM: {redact(settings.llm_base_url)} is not answering ({problem}); answers list sources until it does"
+    served = {model["id"] for model in response.json().get("data", [])}
+    if settings.llm_model not in served:
+        raise LLMMisconfigured(
+            f"the LLM server at {redact(settings.llm_base_url)} does not serve {settings.llm_model!r} "
+            f"(it serves {', '.join(sorted(served)) or 'nothing'}): set WIKIBOT_LLM_MODEL to its served name"
+        )
+    return f"LLM: {redact(settings.llm_base_url)}, model {settings.llm_model}"

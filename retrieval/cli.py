@@ -1,4 +1,4 @@
-"""`wikibot db`, `wikibot ingest`, `wikibot search`: the retrieval half of the command line.
+"""`wikibot ingest` and `wikibot search`: the retrieval part of the command line.
 
 Handlers import what they use when they run: `wikibot --help` and each command pay only for their own imports.
 """
@@ -24,10 +24,6 @@ DEFAULT_SPACE = "wiki"
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    db = sub.add_parser("db", help="database schema")
-    db_sub = db.add_subparsers(dest="db_command", required=True)
-    db_sub.add_parser("upgrade", help="apply pending schema migrations").set_defaults(handler=db_upgrade)
-
     ingest = sub.add_parser("ingest", help="index a wiki export (folder of Markdown/HTML, or MediaWiki XML dump)")
     ingest.add_argument("path", type=Path)
     ingest.add_argument("--space", default=DEFAULT_SPACE, help=f"wiki space to file the pages under ({DEFAULT_SPACE})")
@@ -50,15 +46,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     search.add_argument("--mode", choices=SEARCH_MODES, default="hybrid")
     search.add_argument("--json", action="store_true", help="print the results as JSON")
     search.set_defaults(handler=search_command)
-
-
-async def db_upgrade(args: argparse.Namespace, settings: Settings) -> int:
-    from core.db import database_url, prepare, redact
-
-    url = database_url(settings)
-    applied = await prepare(url)
-    print(f"{redact(url)}: " + (f"applied {', '.join(applied)}" if applied else "schema is up to date"))
-    return 0
 
 
 async def ingest_command(args: argparse.Namespace, settings: Settings) -> int:

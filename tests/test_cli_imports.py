@@ -22,7 +22,7 @@ HEAVY = ("torch", "transformers", "sentence_transformers")
 # runs the command in this process, then prints the heavy packages it imported as the last line
 RUN = f"""
 import json, sys
-from bot.cli import main
+from wikibot.cli import main
 try:
     main(sys.argv[1:])
 except SystemExit:

@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from bot.cli import build_parser
+from wikibot.cli import build_parser
 from core.config import settings_reference
 
 README = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")

@@ -7,8 +7,8 @@ import sys
 
 import pytest
 
-from bot.cli import JsonFormatter, RedactingFormatter, main
-from bot.up import LLMMisconfigured, check_llm
+from wikibot.cli import JsonFormatter, RedactingFormatter, main
+from bot.llm import LLMMisconfigured, check_llm
 from core.config import Settings
 from core.db import redact
 from tests.conftest import BASE_MODEL_NAME

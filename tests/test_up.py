@@ -30,7 +30,7 @@ def test_up_runs_on_embedded_defaults_and_answers_with_the_default_model(tmp_pat
     env = {k: v for k, v in os.environ.items() if not k.startswith(("WIKIBOT_", "SLACK_"))}
     env |= {"WIKIBOT_DATA_DIR": str(data), "WIKIBOT_LOG_LEVEL": "WARNING", "WIKIBOT_VLLM_PORT": str(free_port())}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "bot.cli", "up", "--port", str(port)],
+        [sys.executable, "-m", "wikibot.cli", "up", "--port", str(port)],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )
     try:
@@ -46,7 +46,7 @@ def test_up_runs_on_embedded_defaults_and_answers_with_the_default_model(tmp_pat
         else:
             pytest.fail("wikibot up did not become healthy")
         asked = subprocess.run(
-            [sys.executable, "-m", "bot.cli", "ask", "how many days of bereavement leave for a grandparent?", "--json"],
+            [sys.executable, "-m", "wikibot.cli", "ask", "how many days of bereavement leave for a grandparent?", "--json"],
             env=env, capture_output=True, text=True, timeout=120,
         )
     finally:

@@ -18,7 +18,7 @@ import jsonschema
 import pytest
 import yaml
 
-from bot.cli import build_parser
+from wikibot.cli import build_parser
 from core.config import ENV_PREFIX, NO_API_KEY, Settings
 
 ROOT = Path(__file__).resolve().parents[2]

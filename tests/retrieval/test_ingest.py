@@ -10,7 +10,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from bot.cli import main
+from wikibot.cli import main
 from core.config import Settings
 from retrieval.embed import Embedder
 from retrieval.index import WikiIndex

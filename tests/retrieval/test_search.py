@@ -5,7 +5,7 @@ from collections import Counter
 
 import pytest
 
-from bot.cli import main
+from wikibot.cli import main
 from retrieval.index import WikiIndex
 from retrieval.retriever import WikiSearch
 from retrieval.sample import ingest_sample_wiki, labelled_questions

@@ -17,7 +17,7 @@ from core.config import Settings
 from retrieval.embed import Embedder
 from retrieval.index import WikiIndex
 from training.datasets import build_snapshot
-from bot.cli import main
+from wikibot.cli import main
 from bot.listeners.feedback import CORRECTION_VIEW
 from core.prompt import REMOVED_TURN
 from bot.render import CORRECTION_ACTION, FEEDBACK_ACTION

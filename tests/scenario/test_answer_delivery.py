@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from bot.cli import main
+from wikibot.cli import main
 from bot.slack_reply import GAVE_UP, WORKING_REACTION
 from core.config import Settings
 from retrieval.embed import Embedder

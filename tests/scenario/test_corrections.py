@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from bot.cli import main
+from wikibot.cli import main
 from bot.home import APPROVE_CORRECTION_ACTION, REJECT_CORRECTION_ACTION
 from bot.listeners.feedback import CORRECTION_VIEW, THANKS
 from bot.render import CONFIRM_CORRECTION_ACTION, CONFIRM_QUESTION, CORRECTION_ACTION

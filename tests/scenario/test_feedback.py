@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from bot.cli import main
+from wikibot.cli import main
 from bot.listeners.feedback import CORRECTION_VIEW
 from bot.render import CONFIRM_QUESTION, CORRECTION_ACTION, FEEDBACK_ACTION
 from loopback import slack_events as ev

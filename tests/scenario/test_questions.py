@@ -9,7 +9,7 @@ import logging
 import pytest
 
 from bot.answer import SOURCES_ONLY_LEAD
-from bot.cli import main
+from wikibot.cli import main
 from core.prompt import NO_SOURCES_ANSWER, Source, Turn
 from bot.services import BotServices
 from core.config import Settings

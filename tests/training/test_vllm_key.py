@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from bot.llm import ChatLLM, LLMError
-from bot.up import check_llm
+from bot.llm import check_llm
 from core.config import NO_API_KEY, Settings
 from tests.conftest import BASE_MODEL_NAME
 from tests.support.vllm_server import serve_vllm

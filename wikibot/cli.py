@@ -25,7 +25,7 @@ USER_ERRORS = (
     ("core.db", "DatabaseError"),
     ("retrieval.store", "EmbeddingModelMismatch"),
     ("bot.app", "SlackNotConfigured"),
-    ("bot.up", "LLMMisconfigured"),
+    ("bot.llm", "LLMMisconfigured"),
     ("training.swap", "SwapError"),
     ("training.default_model", "DefaultModelUnavailable"),
 )
@@ -41,6 +41,12 @@ def is_user_error(exc: BaseException) -> bool:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="wikibot", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
+    up = sub.add_parser("up", help="run everything on this machine: database, sample wiki, LLM, scheduler, Slack bot")
+    up.add_argument("--port", type=int, default=None, help="HTTP port (WIKIBOT_PORT, 3000)")
+    up.set_defaults(handler=up_command)
+    db = sub.add_parser("db", help="database schema")
+    db_sub = db.add_subparsers(dest="db_command", required=True)
+    db_sub.add_parser("upgrade", help="apply pending schema migrations").set_defaults(handler=db_upgrade)
     retrieval_cli.register(sub)
     bot_commands.register(sub)
     training_cli.register(sub)
@@ -49,6 +55,21 @@ def build_parser() -> argparse.ArgumentParser:
     config.add_argument("--markdown", action="store_true", help="as a Markdown table (the README's reference)")
     config.set_defaults(handler=config_command)
     return parser
+
+
+async def up_command(args: argparse.Namespace, settings: Settings) -> int:
+    from wikibot.up import up
+
+    return await up(settings, args.port or settings.port)
+
+
+async def db_upgrade(args: argparse.Namespace, settings: Settings) -> int:
+    from core.db import database_url, prepare, redact
+
+    url = database_url(settings)
+    applied = await prepare(url)
+    print(f"{redact(url)}: " + (f"applied {', '.join(applied)}" if applied else "schema is up to date"))
+    return 0
 
 
 async def config_command(args: argparse.Namespace, settings: Settings) -> int:

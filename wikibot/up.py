@@ -10,24 +10,20 @@ import contextlib
 import logging
 import os
 
-import httpx
 from aiohttp import web
 
 from bot.app import build_app
+from bot.llm import NO_LLM, check_llm
 from bot.server import serve, web_app
 from bot.services import BotServices
 from core.config import ENV_PREFIX, NO_API_KEY, Settings
 from core.db import redact
+from core.vllm_server import serve_vllm
 from retrieval.sample import SAMPLE_WIKI, ingest_sample_wiki
 from training.default_model import DISPLAY_NAME, DefaultModelUnavailable, prepare_default_model
-from core.vllm_server import serve_vllm
 
 log = logging.getLogger(__name__)
 
-NO_LLM = (
-    "LLM: none configured. Set WIKIBOT_LLM_BASE_URL to a vLLM server (http://host:8000/v1), or WIKIBOT_BASE_MODEL "
-    "to a Hugging Face model name or path to start one here. Until then answers list the best wiki sources only."
-)
 DEMO_MODEL = (
     f"LLM: no WIKIBOT_BASE_MODEL or WIKIBOT_LLM_BASE_URL set: using the demonstration model {DISPLAY_NAME}. It "
     "shows the whole loop on a laptop, but its answers are a toy's: for real use set WIKIBOT_BASE_MODEL to an "
@@ -45,31 +41,6 @@ NO_SLACK = (
 
 def say(message: str) -> None:
     print(f"wikibot up: {message}", flush=True)
-
-
-class LLMMisconfigured(ValueError):
-    pass
-
-
-async def check_llm(settings: Settings) -> str:
-    """One line on the LLM for the start-up log. Raises LLMMisconfigured when the server answers but does not
-    serve the configured model (a wrong name would otherwise fail every question)."""
-    if settings.llm_base_url is None:
-        return NO_LLM
-    try:
-        async with httpx.AsyncClient(timeout=5, headers={"Authorization": f"Bearer {settings.llm_api_key}"}) as client:
-            response = await client.get(f"{settings.llm_base_url.rstrip('/')}/models")
-        response.raise_for_status()
-    except httpx.HTTPError as exc:
-        problem = redact(str(exc) or type(exc).__name__)
-        return f"LLM: {redact(settings.llm_base_url)} is not answering ({problem}); answers list sources until it does"
-    served = {model["id"] for model in response.json().get("data", [])}
-    if settings.llm_model not in served:
-        raise LLMMisconfigured(
-            f"the LLM server at {redact(settings.llm_base_url)} does not serve {settings.llm_model!r} "
-            f"(it serves {', '.join(sorted(served)) or 'nothing'}): set WIKIBOT_LLM_MODEL to its served name"
-        )
-    return f"LLM: {redact(settings.llm_base_url)}, model {settings.llm_model}"
 
 
 async def demo_model(settings: Settings) -> Settings:
