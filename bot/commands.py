@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -19,9 +19,11 @@ if TYPE_CHECKING:
     from core.config import Settings
 
 log = logging.getLogger(__name__)
+Handler = Callable[[argparse.Namespace, "Settings"], Awaitable[int]]
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction, purge: Handler) -> None:
+    """The bot's commands; `purge` runs `wikibot feedback purge` (the app's: it spans the bot's and training's data)."""
     serve_parser = sub.add_parser("serve", help="run the Slack bot (HTTP Events API, or Socket Mode with an app token)")
     serve_parser.add_argument("--port", type=int, default=None, help="HTTP port (WIKIBOT_PORT, 3000)")
     serve_parser.set_defaults(handler=serve_command)
@@ -41,11 +43,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     export = feedback_sub.add_parser("export", help="all feedback as JSON lines, with its question and answer")
     export.add_argument("file", type=Path)
     export.set_defaults(handler=feedback_export)
-    purge = feedback_sub.add_parser(
+    purging = feedback_sub.add_parser(
         "purge", help="delete a person's questions and feedback (on request), with every copy in training data and "
         "others' prompts; name the adapters trained on them")
-    purge.add_argument("--user", required=True, help="Slack user id, e.g. U0123ABCD")
-    purge.set_defaults(handler=feedback_purge)
+    purging.add_argument("--user", required=True, help="Slack user id, e.g. U0123ABCD")
+    purging.set_defaults(handler=purge)
 
 
 async def serve_command(args: argparse.Namespace, settings: Settings) -> int:
@@ -93,7 +95,7 @@ def _row(row: dict[str, Any]) -> dict[str, Any]:
 
 
 @asynccontextmanager
-async def _feedback_store(settings: Settings) -> AsyncIterator[FeedbackStore]:
+async def feedback_store(settings: Settings) -> AsyncIterator[FeedbackStore]:
     from bot.feedback_store import FeedbackStore
     from core.db import Database
 
@@ -102,7 +104,7 @@ async def _feedback_store(settings: Settings) -> AsyncIterator[FeedbackStore]:
 
 
 async def feedback_list(args: argparse.Namespace, settings: Settings) -> int:
-    async with _feedback_store(settings) as feedback:
+    async with feedback_store(settings) as feedback:
         rows = [_row(r) for r in await feedback.list(limit=args.limit)]
     if args.json:
         print(json.dumps(rows, indent=2))
@@ -119,23 +121,10 @@ async def feedback_list(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def feedback_export(args: argparse.Namespace, settings: Settings) -> int:
-    async with _feedback_store(settings) as feedback:
+    async with feedback_store(settings) as feedback:
         rows = await feedback.list()
     with args.file.open("w", encoding="utf-8") as out:
         for row in reversed(rows):
             out.write(json.dumps(_row(row)) + "\n")
     print(f"wrote {len(rows)} feedback rows to {args.file}")
-    return 0
-
-
-async def feedback_purge(args: argparse.Namespace, settings: Settings) -> int:
-    async with _feedback_store(settings) as feedback:
-        purged = await feedback.purge_user(args.user)
-    print(f"deleted {purged.questions} questions and {purged.feedback} feedback rows of {args.user}, "
-          f"{purged.pairs} training pairs made of them; removed their questions from {purged.prompts} logged "
-          "prompts of others' follow-ups")
-    if purged.adapters:
-        names = ", ".join(f"{name} ({status})" for _, name, status in purged.adapters)
-        print(f"adapters trained on their data: {names}. They may have learnt from it: train a new adapter "
-              "(`wikibot train --now`) and promote it, or roll back to one trained before, to drop it")
     return 0

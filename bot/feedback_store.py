@@ -3,18 +3,18 @@ one already applied (a late or replayed delivery) is ignored."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from decimal import Decimal
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Protocol
 
+import psycopg
 from psycopg.errors import ForeignKeyViolation
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
 from core.prompt import without_turns
 from core.db import Database
-from training.datasets import forget
 
 REVIEW_QUEUE_LIMIT = 500  # corrections read per App Home view; a reviewer sees the oldest first
 _NEWER = "(feedback.event_ts IS NULL OR EXCLUDED.event_ts IS NULL OR EXCLUDED.event_ts >= feedback.event_ts)"
@@ -55,6 +55,16 @@ class Purged(NamedTuple):
     pairs: int  # training pairs deleted from dataset snapshots
     prompts: int  # others' logged prompts their turns were removed from
     adapters: list[tuple[int, str, str]]  # (version, name, status) trained on a snapshot that held their data
+
+
+class Forgotten(Protocol):
+    pairs: int  # training pairs deleted
+    adapters: list[tuple[int, str, str]]  # (version, name, status) of adapters trained on what was deleted
+
+
+# What takes a person's data out of the training snapshots (training.datasets.forget, handed in by the app), in the
+# purge's transaction: (connection, ids of their questions' answers, ids of their feedback, their questions).
+ForgetCopies = Callable[[psycopg.AsyncConnection, list[int], list[int], list[str]], Awaitable[Forgotten]]
 
 
 class FeedbackStore:
@@ -245,10 +255,10 @@ class FeedbackStore:
             )
             return await cur.fetchall()
 
-    async def purge_user(self, user: str) -> Purged:
+    async def purge_user(self, user: str, forget: ForgetCopies) -> Purged:
         """Delete a person's questions (with all feedback on them) and their feedback on other answers; take every
-        copy out of the training snapshots (training.datasets.forget) and out of the logged prompts of others'
-        follow-ups in their threads (their turn removed in place)."""
+        copy out of the training snapshots (`forget`) and out of the logged prompts of others' follow-ups in their
+        threads (their turn removed in place). One transaction: all of it or nothing."""
         async with self.db.connection() as conn, conn.transaction():
             cur = await conn.execute(
                 "SELECT id, question, channel_id, thread_ts FROM interactions WHERE user_id = %s", (user,)

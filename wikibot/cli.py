@@ -48,7 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
     db_sub = db.add_subparsers(dest="db_command", required=True)
     db_sub.add_parser("upgrade", help="apply pending schema migrations").set_defaults(handler=db_upgrade)
     retrieval_cli.register(sub)
-    bot_commands.register(sub)
+    bot_commands.register(sub, purge=purge_command)
     training_cli.register(sub)
     training_commands.register(sub)
     config = sub.add_parser("config", help="print every setting, its default and what it does")
@@ -69,6 +69,23 @@ async def db_upgrade(args: argparse.Namespace, settings: Settings) -> int:
     url = database_url(settings)
     applied = await prepare(url)
     print(f"{redact(url)}: " + (f"applied {', '.join(applied)}" if applied else "schema is up to date"))
+    return 0
+
+
+async def purge_command(args: argparse.Namespace, settings: Settings) -> int:
+    """`wikibot feedback purge`: a person's data out of the bot's log and out of the training snapshots."""
+    from bot.commands import feedback_store
+    from training.datasets import forget
+
+    async with feedback_store(settings) as feedback:
+        purged = await feedback.purge_user(args.user, forget)
+    print(f"deleted {purged.questions} questions and {purged.feedback} feedback rows of {args.user}, "
+          f"{purged.pairs} training pairs made of them; removed their questions from {purged.prompts} logged "
+          "prompts of others' follow-ups")
+    if purged.adapters:
+        names = ", ".join(f"{name} ({status})" for _, name, status in purged.adapters)
+        print(f"adapters trained on their data: {names}. They may have learnt from it: train a new adapter "
+              "(`wikibot train --now`) and promote it, or roll back to one trained before, to drop it")
     return 0
 
 
