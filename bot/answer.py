@@ -21,9 +21,9 @@ from core.prompt import (
     build_messages,
     clean_citations,
     fit_sources,
-    number_sources,
     surely_fits,
 )
+from bot.sources import number_sources
 from bot.store import ActiveAdapter, BotStore, InteractionRecord
 from retrieval.index import WikiIndex
 from retrieval.models import SearchHit

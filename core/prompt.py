@@ -7,7 +7,7 @@ import math
 import re
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, replace
-from typing import Any, Protocol
+from typing import Any
 
 SYSTEM_PROMPT = (
     "You are wikibot, the assistant that answers questions about {company}'s internal wiki. "
@@ -30,19 +30,6 @@ CITATION = re.compile(r"\[(\d{1,3}(?:\s*,\s*\d{1,3})*)\]")
 CITATION_RUN = re.compile(rf"{CITATION.pattern}(?:\s*{CITATION.pattern})*")
 
 
-class Hit(Protocol):
-    """What a source is made from: a retrieved chunk (retrieval.models.SearchHit)."""
-
-    chunk_id: int
-    page_id: int
-    space: str
-    title: str
-    section: str
-    url: str
-    text: str
-    score: float
-
-
 @dataclass(frozen=True)
 class Source:
     """A retrieved chunk as numbered in the prompt (n counts from 1); logged exactly like this."""
@@ -57,10 +44,6 @@ class Source:
     text: str
     score: float
 
-    @classmethod
-    def from_hit(cls, n: int, hit: Hit) -> Source:
-        return cls(n, hit.chunk_id, hit.page_id, hit.space, hit.title, hit.section, hit.url, hit.text, hit.score)
-
     def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
 
@@ -73,18 +56,6 @@ class Source:
 class Turn:
     question: str
     answer: str
-
-
-def number_sources(hits: Sequence[Hit], max_chars: int) -> list[Source]:
-    """Number the hits in rank order, keeping as many as fit in `max_chars` of text (at least one)."""
-    sources: list[Source] = []
-    used = 0
-    for hit in hits:
-        if sources and used + len(hit.text) > max_chars:
-            break
-        used += len(hit.text)
-        sources.append(Source.from_hit(len(sources) + 1, hit))
-    return sources
 
 
 def format_sources(sources: Sequence[Source]) -> str:

@@ -6,9 +6,9 @@ from core.prompt import (
     cited_numbers,
     clean_citations,
     fit_sources,
-    number_sources,
     surely_fits,
 )
+from bot.sources import number_sources
 from bot.render import (
     MESSAGE_BLOCK_LIMIT, SECTION_LIMIT, answer_blocks, fallback_text, plain_answer, split_text, to_mrkdwn,
 )

@@ -10,7 +10,8 @@ import pytest
 
 from bot.answer import SOURCES_ONLY_LEAD
 from wikibot.cli import main
-from core.prompt import NO_SOURCES_ANSWER, Source, Turn
+from bot.sources import source_of
+from core.prompt import NO_SOURCES_ANSWER, Turn
 from bot.services import BotServices
 from core.config import Settings
 from retrieval.embed import Embedder
@@ -228,7 +229,7 @@ async def test_prompt_longer_than_the_model_context_drops_the_lowest_ranked_sour
     ranked = await wiki.search.search(question)
     kept = [s["chunk_id"] for s in row["sources"]]
     assert 1 <= len(kept) < len(ranked) and kept == [h.chunk_id for h in ranked[: len(kept)]]
-    dropped = ", ".join(f"[{n}] {Source.from_hit(n, h).label}" for n, h in enumerate(ranked, 1) if n > len(kept))
+    dropped = ", ".join(f"[{n}] {source_of(n, h).label}" for n, h in enumerate(ranked, 1) if n > len(kept))
     assert "dropped sources " + dropped in caplog.text
 
 
