@@ -9,10 +9,9 @@ import sys
 import warnings
 from typing import TYPE_CHECKING
 
-from bot import commands as bot_commands
+from bot import cli as bot_cli
 from retrieval import cli as retrieval_cli
 from training import cli as training_cli
-from training import commands as training_commands
 
 if TYPE_CHECKING:
     from core.config import Settings
@@ -48,9 +47,8 @@ def build_parser() -> argparse.ArgumentParser:
     db_sub = db.add_subparsers(dest="db_command", required=True)
     db_sub.add_parser("upgrade", help="apply pending schema migrations").set_defaults(handler=db_upgrade)
     retrieval_cli.register(sub)
-    bot_commands.register(sub, purge=purge_command)
+    bot_cli.register(sub, purge=purge_command)
     training_cli.register(sub)
-    training_commands.register(sub)
     config = sub.add_parser("config", help="print every setting, its default and what it does")
     config.add_argument("--markdown", action="store_true", help="as a Markdown table (the README's reference)")
     config.set_defaults(handler=config_command)
@@ -74,7 +72,7 @@ async def db_upgrade(args: argparse.Namespace, settings: Settings) -> int:
 
 async def purge_command(args: argparse.Namespace, settings: Settings) -> int:
     """`wikibot feedback purge`: a person's data out of the bot's log and out of the training snapshots."""
-    from bot.commands import feedback_store
+    from bot.cli import feedback_store
     from training.datasets import forget
 
     async with feedback_store(settings) as feedback:

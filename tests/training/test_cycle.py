@@ -22,7 +22,7 @@ from core.config import Settings
 from core.db import Database
 from tests.conftest import ROOT
 from tests.support.preference_pairs import log_corrected_answers, wiki_answers
-from training import commands
+from training import cli as commands
 from training.answer_quality import AnswerMetrics, decide_answers
 from training.cycle import run_cycle
 from training.datasets import build_snapshot
