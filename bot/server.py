@@ -27,11 +27,8 @@ def web_app(services: BotServices, app: AsyncApp | None = None) -> web.Applicati
         web_application.middlewares.append(signed_only(services.settings.slack_signing_secret))
 
     async def healthz(request: web.Request) -> web.Response:
-        try:
-            async with services.index.db.connection() as conn:
-                await conn.execute("SELECT 1")
-        except Exception as exc:  # any database failure makes the bot unhealthy
-            return web.json_response({"status": "unhealthy", "database": str(exc)}, status=503)
+        if (problem := await services.index.db.problem()) is not None:
+            return web.json_response({"status": "unhealthy", "database": problem}, status=503)
         return web.json_response({"status": "ok"})
 
     async def metrics(request: web.Request) -> web.Response:

@@ -120,6 +120,15 @@ class Database:
     def connection(self):  # noqa: ANN201 - psycopg_pool's own context manager type
         return self.pool.connection()
 
+    async def problem(self) -> str | None:
+        """None while the database answers a query, else what went wrong (for /healthz)."""
+        try:
+            async with self.connection() as conn:
+                await conn.execute("SELECT 1")
+        except Exception as exc:  # any failure to answer is the problem to report
+            return str(exc)
+        return None
+
 
 async def _configure(conn: psycopg.AsyncConnection, *, ef_search: int) -> None:
     await register_vector_async(conn)

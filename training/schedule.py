@@ -99,11 +99,8 @@ def health_app(scheduler: AsyncIOScheduler, db: Database) -> web.Application:
     """/healthz of the scheduler process: 200 while the scheduler runs and the database answers."""
 
     async def healthz(request: web.Request) -> web.Response:
-        try:
-            async with db.connection() as conn:
-                await conn.execute("SELECT 1")
-        except Exception as exc:  # any database failure makes the scheduler unhealthy
-            return web.json_response({"status": "unhealthy", "database": str(exc)}, status=503)
+        if (problem := await db.problem()) is not None:
+            return web.json_response({"status": "unhealthy", "database": problem}, status=503)
         if not scheduler.running:
             return web.json_response({"status": "unhealthy", "scheduler": "stopped"}, status=503)
         job = scheduler.get_job(TRAIN_JOB)
