@@ -24,7 +24,7 @@ from core.prompt import (
     surely_fits,
 )
 from bot.sources import number_sources
-from bot.store import ActiveAdapter, BotStore, InteractionRecord
+from bot.store import ActiveAdapter, AskContext, BotStore, InteractionRecord
 from retrieval.index import WikiIndex
 from retrieval.models import SearchHit
 from core.vllm_adapters import VLLMAdapters
@@ -36,18 +36,6 @@ SOURCES_ONLY_LEAD = "I can't generate an answer right now, but these wiki pages 
 BEST_SOURCES = 3  # shown when there is no answer, or when the answer cites none
 TOKEN_COUNTS = 4  # most /tokenize calls spent fitting one prompt to the model's context
 NOT_SAVED = "This answer could not be saved (the database is unavailable), so it cannot take feedback."
-
-
-@dataclass
-class AskContext:
-    """Where a question came from, for the log."""
-
-    source: str = "cli"
-    team_id: str | None = None
-    channel_id: str | None = None
-    user_id: str | None = None
-    thread_ts: str | None = None
-    question_ts: str | None = None
 
 
 @dataclass
@@ -123,7 +111,7 @@ class Answerer:
             retrieval_ms=retrieval_ms,
             generation_ms=generation_ms,
             total_ms=(time.perf_counter() - started) * 1000,
-            **context.__dict__,
+            context=context,
         )
         interaction_id: int | None = None
         try:

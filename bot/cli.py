@@ -64,7 +64,7 @@ async def serve_command(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def ask_command(args: argparse.Namespace, settings: Settings) -> int:
-    from bot.answer import AskContext
+    from bot.store import AskContext
     from bot.render import plain_answer
     from bot.services import BotServices
 

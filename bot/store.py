@@ -25,10 +25,22 @@ class ActiveAdapter:
 
 
 @dataclass
-class InteractionRecord:
-    """One answer as logged: what was asked, what the model saw, what it said, how long it took."""
+class AskContext:
+    """Where a question came from, for the log."""
 
-    source: str
+    source: str = "cli"
+    team_id: str | None = None
+    channel_id: str | None = None
+    user_id: str | None = None
+    thread_ts: str | None = None
+    question_ts: str | None = None
+
+
+@dataclass
+class InteractionRecord:
+    """One answer as logged: what was asked and where, what the model saw, what it said, how long it took."""
+
+    context: AskContext
     question: str
     prompt_messages: list[dict[str, str]]
     sources: list[dict[str, Any]]
@@ -39,11 +51,6 @@ class InteractionRecord:
     model: str | None = None
     adapter_id: int | None = None
     error: str | None = None
-    team_id: str | None = None
-    channel_id: str | None = None
-    user_id: str | None = None
-    thread_ts: str | None = None
-    question_ts: str | None = None
     answer_ts: str | None = None
     spaces: list[str] | None = None
     retrieval_ms: float | None = None
@@ -92,7 +99,7 @@ class BotStore:
         return [Turn(q, a) for q, a in reversed(rows)]
 
     async def log_interaction(self, record: InteractionRecord) -> int:
-        values = dict(record.__dict__)
+        values = {k: v for k, v in record.__dict__.items() if k != "context"} | record.context.__dict__
         values["prompt_messages"] = Jsonb(record.prompt_messages)
         values["sources"] = Jsonb(record.sources)
         columns = ", ".join(values)
@@ -102,10 +109,10 @@ class BotStore:
                 f"INSERT INTO interactions ({columns}) VALUES ({placeholders}) RETURNING id", values
             )
             (interaction_id,) = await cur.fetchone()  # type: ignore[misc]
-            if record.channel_id and record.question_ts:
+            if record.context.channel_id and record.context.question_ts:
                 await conn.execute(
                     "UPDATE slack_claims SET interaction_id = %s WHERE channel_id = %s AND message_ts = %s",
-                    (interaction_id, record.channel_id, record.question_ts),
+                    (interaction_id, record.context.channel_id, record.context.question_ts),
                 )
         return interaction_id
 

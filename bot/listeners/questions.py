@@ -8,7 +8,7 @@ from typing import Any
 from slack_bolt.async_app import AsyncApp, AsyncBoltContext
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.answer import AskContext
+from bot.store import AskContext
 from bot.payloads import Question, channel_allowed, is_user_message, spaces_for, to_question
 from bot.services import BotServices
 from bot.slack_reply import ThreadReply
