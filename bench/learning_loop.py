@@ -59,7 +59,9 @@ CHANNEL = "CBENCH"
 ASK_AT_ONCE = 4  # questions in flight together (vLLM batches them)
 FEEDBACK_PEOPLE = 8  # who give the feedback, in turn: no one near the cap on one person's share
 ANSWER_TIMEOUT_S = 300.0  # the benchmark judges answers, not latency: none may fall back to sources for time
-_SENTENCE = re.compile(r"(?<=[.!?])\s+")
+_SENTENCE = re.compile(r"(?<=[.!?])\s+(?=[A-Z\"(])")  # "ext. 5100" and "e.g. a" do not end a sentence
+_LIST_MARKER = re.compile(r"^(?:[-*+]|\d+[.)])\s+")
+_MARKDOWN = re.compile(r"[*_`]|\[([^\]]*)\]\([^)]*\)")
 
 
 @dataclass(frozen=True)
@@ -68,6 +70,7 @@ class Question:
     pages: tuple[str, ...]
     facts: tuple[tuple[str, ...], ...]
     split: str  # train | heldout
+    section: str = ""  # the gold page's section that answers it, when the questions file names it
 
 
 @dataclass
@@ -98,7 +101,7 @@ def load_questions(path: Path, train_fraction: float, limit: int | None, seed: i
     cut = round(len(rows) * train_fraction)
     return [
         Question(r["question"], tuple(r["pages"]), tuple(tuple(f) for f in r.get("facts", [])),
-                 "train" if i < cut else "heldout")
+                 "train" if i < cut else "heldout", r.get("section", ""))
         for i, r in enumerate(rows)
     ]  # fmt: skip
 
@@ -126,15 +129,40 @@ def judge(row: dict[str, Any], q: Question, wiki: Wiki) -> AnswerCheck:
     return check_answer(row["raw_answer"] or "", row["sources"], pages, q.pages, q.facts)
 
 
+def statements(page: str) -> list[tuple[str, str]]:
+    """What a person could quote from a Markdown page, with the heading it is under: its sentences, list items and
+    table rows ("cell: cell"), without front matter or Markdown."""
+    lines = page.splitlines()
+    if lines and lines[0].strip() == "---":  # front matter
+        lines = lines[next((i for i, line in enumerate(lines[1:], 1) if line.strip() == "---"), 0) + 1 :]
+    found: list[tuple[str, str]] = []
+    prose: list[str] = []
+    heading = ""
+    for line in [*map(str.strip, lines), ""]:
+        if line and not line.startswith(("#", "|", "-", "*", "+")) and not _LIST_MARKER.match(line):
+            prose.append(line)
+            continue
+        found += [(heading, sentence) for sentence in _SENTENCE.split(" ".join(prose))] if prose else []
+        prose = []
+        if line.startswith("#"):
+            heading = line.lstrip("#").strip()
+        elif line.startswith("|") and not set(line) <= set("|-: "):
+            found.append((heading, ": ".join(cell.strip() for cell in line.strip("|").split("|") if cell.strip())))
+        elif _LIST_MARKER.match(line):
+            found.append((heading, _LIST_MARKER.sub("", line)))
+    return [(h, _MARKDOWN.sub(r"\1", f).strip().rstrip(":")) for h, f in found if f.strip()]
+
+
 def correction_text(q: Question, wiki: Wiki) -> tuple[str, str]:
-    """(a person's correction: the fact's sentence from the gold page and its title, the gold page's title)."""
+    """(a person's correction: the gold page's statement that holds the question's fact, its section's first, and
+    the page's title; the gold page's title)."""
     text = wiki.page_text(q.pages[0])
     title = next((line[2:].strip() for line in text.splitlines() if line.startswith("# ")), q.pages[0])
-    body = " ".join(line.strip() for line in text.splitlines() if line.strip() and not line.startswith(("#", "---")))
-    sentences = [s for s in _SENTENCE.split(body) if 20 <= len(s) <= 300]
+    found = [(h, s) for h, s in statements(text) if 10 <= len(s) <= 300]
+    found.sort(key=lambda f: f[0] != q.section)  # the question's own section first
     wanted = [alt.lower() for fact in q.facts for alt in fact]
-    fact = next((s for s in sentences if any(w in s.lower() for w in wanted)), sentences[0] if sentences else title)
-    fact = re.sub(r"[*_`|]|\[([^\]]*)\]\([^)]*\)", r"\1", fact).strip()
+    fact = next((s for _, s in found if any(w in s.lower() for w in wanted)), found[0][1] if found else title)
+    fact = fact if fact.endswith((".", "!", "?")) else f"{fact}."
     return f"Actually, that's not right. {fact} It's on the {title} page.", title
 
 
