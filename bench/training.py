@@ -8,7 +8,7 @@ in WIKIBOT_DATA_DIR, as `wikibot up` does. With the default training settings:
    of about `--tokens` tokens each (prompt + answer, prompts built like the bot's from the sample wiki), then
    `evaluate_candidate` (held-out gate metrics and the canary references) on 4 pairs. Its peak resident memory
    (ru_maxrss), seconds per pair and tokens per second (both sequences of a pair, every epoch).
-2. The machine's bfloat16 and float32 matrix-multiply throughput, and what share of it training reaches
+2. The machine's matrix-multiply throughput in the precision training used, and what share of it training reaches
    (2 x parameters x tokens FLOPs for each of: forward, backward through the activations (the base weights are
    frozen), the recomputation of gradient checkpointing; the reference pass once; attention left out).
 3. Swap: vLLM `load_lora_adapter` to the first served chat completion with the new name, median of N.
@@ -39,6 +39,7 @@ from core.prompt import Source, build_messages  # noqa: E402
 from core.config import Settings  # noqa: E402
 from retrieval.sample import SAMPLE_BASE_URL, SAMPLE_WIKI  # noqa: E402
 from training.default_model import prepare_default_model  # noqa: E402
+from training.train import use_bf16  # noqa: E402
 from core.vllm_adapters import VLLMAdapters  # noqa: E402
 from core.vllm_server import serve_vllm  # noqa: E402
 
@@ -177,10 +178,13 @@ def main() -> None:
         passes = 6 if settings.train_gradient_checkpointing else 4  # forward, backward (activations), recompute
         flops = (passes + 2 / settings.train_epochs) * params * trained_tokens  # + the reference pass, once
         achieved = flops / cycle["train_seconds"] / 1e12
-        peak = {name: matmul_tflops(dtype) for name, dtype in (("bfloat16", torch.bfloat16), ("float32", torch.float32))}
+        # without AVX512-BF16 or AMX, torch multiplies bfloat16 in software (minutes for one product) and training
+        # runs in float32: the share is then of the float32 peak
+        bf16 = use_bf16(settings.train_precision)
+        peak = matmul_tflops(torch.bfloat16 if bf16 else torch.float32)
         table("Compute: training against the machine's matrix-multiply throughput (TFLOP/s)",
-              ["parameters", "training", "bf16 matmul", "fp32 matmul", "share of bf16"],
-              [[f"{params / 1e6:.0f}M", achieved, peak["bfloat16"], peak["float32"], achieved / peak["bfloat16"]]])  # fmt: skip
+              ["parameters", "training", "precision", "matmul peak", "share"],
+              [[f"{params / 1e6:.0f}M", achieved, "bf16" if bf16 else "fp32", peak, achieved / peak]])  # fmt: skip
 
         if not args.no_swap:
             table("Adapter swap in vLLM (load_lora_adapter -> first served request)",

@@ -39,9 +39,9 @@ ACTIVATION_BYTES = {True: 81, False: 150}  # per token, layer and hidden unit; k
 # 4,096 entries cut the peak of a 1,000-token pair from 5.6 to 3.7 GB (bench/training.py has the speed).
 CPU_VOCAB_TILE = 4096
 # glibc serves allocations under its mmap threshold from its heap, and raises the threshold (up to 32 MB) each time
-# a larger block is freed: tensors then come from the heap, which fragments and never shrinks, so a run's resident
-# memory doubles what it holds (3.8 GB for a 1,000-token pair that needs 1.8). A fixed threshold of 128 kB gives
-# every tensor over it its own mapping, returned when freed.
+# a larger block is freed: tensors then come from the heap, which keeps what is freed, so a run's resident memory is
+# over twice what it holds (4.8 GB for 1,000-token pairs that need 1.8). A fixed threshold of 128 kB gives every
+# tensor over it its own mapping, returned when freed, at the cost of zeroing new pages: about 50% slower.
 MMAP_THRESHOLD_BYTES = 128 * 1024
 _M_MMAP_THRESHOLD = -3  # mallopt's parameter number, from glibc's malloc.h
 
@@ -194,7 +194,8 @@ def train_adapter(base_model: str, train_pairs: list[dict], out_dir: Path, setti
     )
     if not gpu:
         trl_utils._CHUNKED_LOGPROB_CHUNK_SIZE = CPU_VOCAB_TILE  # no public setting: read by TRL at every call
-        return_freed_memory()
+        if settings.train_return_freed_memory:
+            return_freed_memory()
     torch.set_flush_denormal(True)  # float32 on a CPU: denormal activations make a forward pass about 20x slower
     tokenizer = AutoTokenizer.from_pretrained(base_model)
     # on a CPU, bf16 is autocast over float32 weights; on a GPU the weights are bf16 too (and so is serving there)
