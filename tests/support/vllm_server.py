@@ -6,7 +6,7 @@ import contextlib
 from collections.abc import Iterator
 from pathlib import Path
 
-from training import vllm_server
+from core import vllm_server
 
 MAX_MODEL_LEN = 1024
 # Finer-grained than VLLM_CPU_KVCACHE_SPACE (whole GiB, 4 GiB when unset): the server stays near 2 GiB PSS.
