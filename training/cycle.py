@@ -139,9 +139,9 @@ async def _train_gate_swap(settings: Settings, db: Database, report: CycleReport
     if not train_pairs:
         report.message = f"dataset {snapshot.id} has no training pairs"
         return
-    stored = {split: sum(snapshot.splits[split].values()) for split in ("train", "heldout")}
-    if (len(train_pairs), len(heldout)) != (stored["train"], stored["heldout"]):
-        used = {"train": len(train_pairs), "heldout": len(heldout)}
+    used = {"train": len(train_pairs), "heldout": len(heldout)}
+    stored = {split: sum(snapshot.splits[split].values()) for split in used}
+    if used != stored:
         report.used = {split: f"{used[split]} of {stored[split]}" for split in used}
 
     registry = AdapterRegistry(db)
