@@ -139,7 +139,7 @@ def statements(page: str) -> list[tuple[str, str]]:
     prose: list[str] = []
     heading = ""
     for line in [*map(str.strip, lines), ""]:
-        if line and not line.startswith(("#", "|", "-", "*", "+")) and not _LIST_MARKER.match(line):
+        if line and not line.startswith(("#", "|")) and not _LIST_MARKER.match(line):  # "**Owner:** ..." is prose
             prose.append(line)
             continue
         found += [(heading, sentence) for sentence in _SENTENCE.split(" ".join(prose))] if prose else []
