@@ -254,6 +254,13 @@ class Settings(BaseSettings):
     )
     train_beta: float = Field(default=0.1, gt=0, description="DPO beta.")
     train_learning_rate: float = Field(default=5e-5, gt=0, description="Learning rate.")
+    train_sft_weight: float = Field(
+        default=0.0,
+        ge=0,
+        description="Weight of a supervised loss on the preferred answers, added to DPO's (TRL's loss types "
+        "sigmoid + sft): it makes the preferred answers likelier, not only likelier than the rejected ones. 0: DPO "
+        "alone.",
+    )
     train_epochs: float = Field(default=3.0, gt=0, description="Epochs over the training pairs.")
     train_batch_size: int = Field(
         default=1, ge=1, description="Pairs per device batch (memory grows with it: each pair is two sequences)."

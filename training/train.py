@@ -176,6 +176,8 @@ def train_adapter(base_model: str, train_pairs: list[dict], out_dir: Path, setti
     args = DPOConfig(
         output_dir=str(partial),
         beta=settings.train_beta,
+        loss_type=["sigmoid", "sft"] if settings.train_sft_weight else ["sigmoid"],
+        loss_weights=[1.0, settings.train_sft_weight] if settings.train_sft_weight else None,
         learning_rate=settings.train_learning_rate,
         num_train_epochs=settings.train_epochs,
         per_device_train_batch_size=settings.train_batch_size,
