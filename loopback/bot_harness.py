@@ -40,6 +40,7 @@ class RunningBot:
     services: BotServices
     slack: FakeSlackAPI
     _answered: set[str] = field(default_factory=set)  # confirmation questions already answered
+    _idle: set[asyncio.Task] = field(default_factory=set)  # the tasks that run while nothing is being handled
 
     @property
     def response_url(self) -> str:
@@ -91,6 +92,16 @@ class RunningBot:
             ids = [row[0] for row in await cur.fetchall()]
         return [await self.services.store.interaction(i) for i in ids]  # type: ignore[misc]
 
+    async def settled(self, timeout: float = 30) -> None:
+        """Wait until everything the requests so far set going has finished (listeners run after the ack): what
+        has not happened by then will not, so a check that something did NOT happen is not made too early."""
+        try:
+            async with asyncio.timeout(timeout):
+                while busy := {t for t in asyncio.all_tasks() if not t.done()} - self._idle - {asyncio.current_task()}:
+                    await asyncio.sleep(0.02)
+        except TimeoutError:
+            raise TimeoutError(f"still running after {timeout}s: {[t.get_coro() for t in busy]}") from None
+
     async def wait_answered(self, count: int, timeout: float = 60) -> list[dict[str, Any]]:
         """Wait until `count` answers are logged and posted (answer_ts set)."""
         async with asyncio.timeout(timeout):
@@ -110,6 +121,7 @@ async def running_bot(settings: Settings, slack: FakeSlackAPI, embedder: Embedde
         port = runner.addresses[0][1]
         running = RunningBot(f"http://127.0.0.1:{port}/slack/events", services, slack)
         await running.clear_log()
+        running._idle = asyncio.all_tasks() - {asyncio.current_task()}  # the pool's workers, the server's
         try:
             yield running
         finally:

@@ -23,6 +23,7 @@ async def scripted_llm(
 
     async def chat(request: web.Request) -> web.StreamResponse:
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        response.force_close()  # no idle keep-alive connection outlives the answer (RunningBot.settled waits on it)
         await response.prepare(request)
         for piece in pieces[:stall_after]:
             chunk = {"id": "x", "object": "chat.completion.chunk", "created": 0, "model": "m",

@@ -65,7 +65,8 @@ class CycleReport:
             lines.append(f"  {self.adapter}: {t['steps']} steps in {t['seconds']:.1f}s, final loss {t['loss']:.4f}")
         for label, m in (("candidate", self.candidate), ("baseline", self.baseline)):
             if m:
-                figures = f"accuracy {m['accuracy']:.3f}, margin {m['mean_margin']:.3f} on {m['n']} held-out pairs"
+                figures = (f"accuracy {m['accuracy']:.3f}, margin {m['mean_margin']:.3f}, preferred answers' "
+                           f"log-prob {m['chosen_logp']:.2f} on {m['n']} held-out pairs")  # fmt: skip
                 lines.append(f"  {label}: {figures}")
         for label, a in (self.answers or {}).items():
             lines.append(f"  {label} answers: cite the right source {a['cites_right']:.2f}, any {a['cites_any']:.2f}, "

@@ -21,12 +21,14 @@ class GateMetrics:
     accuracy: float  # share of pairs whose chosen answer is more likely than the rejected one
     mean_margin: float  # mean of log p(chosen | prompt) - log p(rejected | prompt), completion tokens summed
     n: int
+    # mean of log p(chosen | prompt): DPO can widen the margin while making the preferred answers less likely too
+    chosen_logp: float
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
-NO_PAIRS = GateMetrics(accuracy=0.0, mean_margin=0.0, n=0)  # nothing to evaluate on
+NO_PAIRS = GateMetrics(accuracy=0.0, mean_margin=0.0, n=0, chosen_logp=0.0)  # nothing to evaluate on
 
 
 @dataclass(frozen=True)
@@ -176,5 +178,6 @@ def measure(model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase, pairs: l
     logps = _sequence_logps(model, sequences, pad_id)
     margins = [chosen - rejected for chosen, rejected in zip(logps[::2], logps[1::2], strict=True)]
     return GateMetrics(
-        accuracy=sum(m > 0 for m in margins) / len(margins), mean_margin=sum(margins) / len(margins), n=len(margins)
-    )
+        accuracy=sum(m > 0 for m in margins) / len(margins), mean_margin=sum(margins) / len(margins), n=len(margins),
+        chosen_logp=sum(logps[::2]) / len(margins),
+    )  # fmt: skip

@@ -130,7 +130,7 @@ async def test_just_a_comment_stays_out_of_training_even_when_edited(bot: Runnin
     await bot.post(ev.message_changed("C1", reply["ts"], "Wrong, it is 3 days.", "U5", thread_ts=question["ts"]))
     await bot.post(ev.reaction_added("U5", "+1", "C1", reply["ts"]))  # an event handled after the edit's
     await bot.slack.async_wait_for("reactions.add", 2)
-    await asyncio.sleep(0.3)
+    await bot.settled()
     assert await feedback_kinds(bot) == [("comment", "Wrong, it is 3 days.")], "the author said what it is"
     assert len(bot.slack.calls_to("chat.postEphemeral")) == 1 and feedback_id not in await used_in_training(bot)
 

@@ -42,10 +42,6 @@ async def standing_votes(bot: RunningBot, interaction_id: int) -> dict[str, int]
         return dict(await cur.fetchall())
 
 
-async def settle() -> None:
-    await asyncio.sleep(0.4)  # listeners run after the ack
-
-
 async def test_reactions_add_remove_readd_and_several_users(bot: RunningBot):
     _, answer = await ask(bot)
     where = ("C1", answer["answer_ts"])
@@ -57,15 +53,15 @@ async def test_reactions_add_remove_readd_and_several_users(bot: RunningBot):
     await bot.post(ev.reaction_added("U3", "x", *where))  # U3's latest vote counts
     await bot.post(ev.reaction_added("U4", "eyes", *where))  # not a rating
     await bot.post(ev.reaction_added("U1", "+1", "C1", "999.000001", item_user="U7"))  # not the bot's answer
-    await settle()
+    await bot.settled()
     assert await standing_votes(bot, answer["id"]) == {"U1": 1, "U2": -1, "U3": -1}
     assert len(await feedback_rows(bot)) == 4
 
     await bot.post(ev.reaction_removed("U1", "+1", *where))
-    await settle()
+    await bot.settled()
     assert await standing_votes(bot, answer["id"]) == {"U2": -1, "U3": -1}
     await bot.post(ev.reaction_added("U1", "thumbsup", *where))
-    await settle()
+    await bot.settled()
     assert await standing_votes(bot, answer["id"]) == {"U1": 1, "U2": -1, "U3": -1}
 
 
@@ -76,7 +72,7 @@ async def test_thread_correction_is_stored_acknowledged_edited_and_deleted(bot: 
     body = ev.event_callback(reply)
     await bot.post_body(body)
     await bot.post_body(body, retry_num=1, retry_reason="http_timeout")
-    await settle()
+    await bot.settled()
     (row,) = await feedback_rows(bot)
     assert row | {"text": None} == {
         "interaction_id": answer["id"], "user_id": "U5", "kind": "correction", "via": "reply", "value": None,
@@ -89,10 +85,10 @@ async def test_thread_correction_is_stored_acknowledged_edited_and_deleted(bot: 
     assert len(await bot.interactions()) == 1, "a correction is not answered as a question"
 
     await bot.post(ev.message_changed("C1", reply["ts"], "Wrong: it is 10 sick days.", "U5", thread_ts=question["ts"]))
-    await settle()
+    await bot.settled()
     assert (await feedback_rows(bot))[0]["text"] == "Wrong: it is 10 sick days."
     await bot.post(ev.message_deleted("C1", reply["ts"], thread_ts=question["ts"]))
-    await settle()
+    await bot.settled()
     assert (await feedback_rows(bot))[0]["retracted"] is True
 
 
@@ -100,7 +96,7 @@ async def test_comment_and_unrelated_threads(bot: RunningBot):
     question, answer = await ask(bot)
     await bot.post(ev.channel_message("U6", "C1", "thanks, that helps", thread_ts=question["ts"]))
     await bot.post(ev.channel_message("U6", "C1", "Wrong, it is 3 days", thread_ts="1.000001"))  # not the bot's
-    await settle()
+    await bot.settled()
     rows = await feedback_rows(bot)
     assert [(r["kind"], r["interaction_id"]) for r in rows] == [("comment", answer["id"])]
 
@@ -112,7 +108,7 @@ async def test_feedback_buttons_and_correction_modal(bot: RunningBot):
     good = ev.block_actions("U8", FEEDBACK_ACTION, f"good:{answer['id']}", channel="C1", message=message,
                             type="feedback_buttons")
     assert (await ev.async_post_action(bot.url, good, SIGNING_SECRET))[0] == 200
-    await settle()
+    await bot.settled()
     assert await standing_votes(bot, answer["id"]) == {"U8": 1}
 
     open_modal = ev.block_actions("U8", CORRECTION_ACTION, str(answer["id"]), channel="C1", message=message)
@@ -127,7 +123,7 @@ async def test_feedback_buttons_and_correction_modal(bot: RunningBot):
               "source": {"choice": {"type": "static_select", "selected_option": {"value": "2"}}}}
     submit = ev.view_submission("U8", CORRECTION_VIEW, values, private_metadata=view["private_metadata"])
     assert (await ev.async_post_action(bot.url, submit, SIGNING_SECRET))[0] == 200
-    await settle()
+    await bot.settled()
     correction = [r for r in await feedback_rows(bot) if r["kind"] == "correction"]
     assert correction == [{"interaction_id": answer["id"], "user_id": "U8", "kind": "correction", "via": "modal",
                            "value": None, "text": "Ten sick days a year [2].", "source_n": 2, "retracted": False}]
@@ -142,7 +138,7 @@ async def test_feedback_commands_list_export_purge(bot: RunningBot, monkeypatch,
     question, answer = await ask(bot)
     await bot.post(ev.reaction_added("U1", "+1", "C1", answer["answer_ts"]))
     await bot.post(ev.channel_message("U9", "C1", "Actually it changed to 8 days.", thread_ts=question["ts"]))
-    await settle()
+    await bot.settled()
     monkeypatch.setenv("WIKIBOT_DATABASE_URL", bot.services.settings.database_url)
     assert await asyncio.to_thread(main, ["feedback", "list", "--json"]) == 0
     listed = json.loads(capsys.readouterr().out)

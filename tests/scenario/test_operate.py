@@ -45,7 +45,7 @@ async def test_metrics_after_a_question_and_a_reaction(bot: RunningBot):
     await bot.post(question)
     (row,) = await bot.wait_answered(1)
     await bot.post(ev.reaction_added("U2", "+1", "C1", row["answer_ts"]))
-    await asyncio.sleep(0.4)
+    await bot.settled()
     status, text = await get(bot, "/metrics")
     assert status == 200
     assert 'wikibot_questions_total{status="answered"} 1.0' in text
@@ -68,7 +68,7 @@ async def test_app_home_for_an_empty_and_a_busy_history(bot: RunningBot):
     await bot.post(question)
     await bot.wait_answered(1)
     await bot.post(ev.channel_message("U3", "C1", "Wrong, it is 12 hours now.", thread_ts=question["ts"]))
-    await asyncio.sleep(0.4)
+    await bot.settled()
     bot.slack.set_members("C1", ["U1", "U3"])  # an admin sees corrections from conversations they are in
     await bot.post({"type": "app_home_opened", "user": "U1", "channel": "D1", "tab": "home", "event_ts": ev.new_ts()})
     calls = await bot.slack.async_wait_for("views.publish", count=2)

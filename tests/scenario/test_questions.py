@@ -66,7 +66,7 @@ async def test_retries_and_duplicate_deliveries_get_one_answer(bot: RunningBot):
     )
     assert [r[0] for r in results] == [200, 200, 200, 200]
     await bot.wait_answered(1)
-    await asyncio.sleep(0.5)
+    await bot.settled()
     assert len(await bot.interactions()) == 1
     assert len(bot.slack.calls_to("chat.startStream")) == 1
 
@@ -105,7 +105,7 @@ async def test_not_answered_feedback_replies_bots_edits_and_other_channels(bot: 
         ev.app_mention("U1", "C999", "<@UBOT> not an allowed channel?"),
     ):
         assert (await bot.post(event))[0] == 200
-    await asyncio.sleep(1.0)
+    await bot.settled()
     assert len(await bot.interactions()) == 1
     assert len(bot.slack.calls_to("chat.startStream")) == 1
     assert all(c.params["channel"] != "C999" for c in bot.slack.calls if "channel" in c.params)
@@ -123,7 +123,7 @@ async def test_unsigned_or_stale_requests_are_rejected(bot: RunningBot):
     body = ev.event_callback(ev.app_mention("U1", "C1", "<@UBOT> hi?"))
     assert (await bot.post_body(body, bad_signature=True))[0] == 401
     assert (await bot.post_body(body, timestamp=1_000_000_000))[0] == 401
-    await asyncio.sleep(0.3)
+    await bot.settled()
     assert await bot.interactions() == []
 
 

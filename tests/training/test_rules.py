@@ -9,7 +9,7 @@ from training.gate import GateMetrics, decide
 from training.schedule import crontab_trigger, sqlalchemy_url
 from training.train import TrainingConfigError, lora_config
 
-BASE = GateMetrics(accuracy=0.6, mean_margin=1.0, n=10)
+BASE = GateMetrics(accuracy=0.6, mean_margin=1.0, n=10, chosen_logp=-9.0)
 
 
 def rules(accuracy_delta: float = 0.0, margin_delta: float = 0.0) -> Settings:
@@ -19,15 +19,15 @@ def rules(accuracy_delta: float = 0.0, margin_delta: float = 0.0) -> Settings:
 @pytest.mark.parametrize(
     ("candidate", "accuracy_delta", "margin_delta", "promote"),
     [
-        (GateMetrics(0.7, 2.0, 10), 0.0, 0.0, True),  # better on both
-        (GateMetrics(0.6, 1.0, 10), 0.0, 0.0, True),  # equal passes with zero deltas
-        (GateMetrics(0.7, 0.9, 10), 0.0, 0.0, False),  # more accurate, smaller margin
-        (GateMetrics(0.5, 3.0, 10), 0.0, 0.0, False),  # bigger margin, less accurate
-        (GateMetrics(0.7, 2.0, 10), 0.2, 0.0, False),  # short of the required accuracy gain
-        (GateMetrics(0.8, 2.0, 10), 0.2, 0.5, True),  # exactly the required gains
-        (GateMetrics(0.8, 1.4, 10), 0.2, 0.5, False),  # short of the required margin gain
-        (GateMetrics(0.5, 0.5, 10), -0.2, -1.0, True),  # negative deltas tolerate a small regression
-        (GateMetrics(0.0, 0.0, 0), -1.0, -100.0, False),  # nothing held out: never promoted
+        (GateMetrics(0.7, 2.0, 10, -9.0), 0.0, 0.0, True),  # better on both
+        (GateMetrics(0.6, 1.0, 10, -9.0), 0.0, 0.0, True),  # equal passes with zero deltas
+        (GateMetrics(0.7, 0.9, 10, -9.0), 0.0, 0.0, False),  # more accurate, smaller margin
+        (GateMetrics(0.5, 3.0, 10, -9.0), 0.0, 0.0, False),  # bigger margin, less accurate
+        (GateMetrics(0.7, 2.0, 10, -9.0), 0.2, 0.0, False),  # short of the required accuracy gain
+        (GateMetrics(0.8, 2.0, 10, -9.0), 0.2, 0.5, True),  # exactly the required gains
+        (GateMetrics(0.8, 1.4, 10, -9.0), 0.2, 0.5, False),  # short of the required margin gain
+        (GateMetrics(0.5, 0.5, 10, -9.0), -0.2, -1.0, True),  # negative deltas tolerate a small regression
+        (GateMetrics(0.0, 0.0, 0, -9.0), -1.0, -100.0, False),  # nothing held out: never promoted
     ],
 )
 def test_decide(candidate: GateMetrics, accuracy_delta: float, margin_delta: float, promote: bool):
@@ -37,7 +37,7 @@ def test_decide(candidate: GateMetrics, accuracy_delta: float, margin_delta: flo
 
 
 def test_decide_reason_gives_the_figures():
-    reason = decide(GateMetrics(0.5, 0.25, 8), BASE, rules(0.1, 0.5)).reason
+    reason = decide(GateMetrics(0.5, 0.25, 8, -9.0), BASE, rules(0.1, 0.5)).reason
     assert "accuracy 0.500 (need >= 0.700)" in reason and "margin 0.250 (need >= 1.500)" in reason
     assert "8 held-out pairs" in reason
 

@@ -85,3 +85,17 @@ def test_the_memory_estimate_follows_what_the_settings_change():
     assert estimate(train_batch_size=4) > 2 * estimate()
     assert estimate(train_gradient_checkpointing=False) > estimate()
     assert estimate(4000, train_max_length=4096) > estimate(4000) == estimate(2048), "pairs are cut at max length"
+
+
+def test_an_sft_weight_makes_the_preferred_answers_likelier_than_dpo_alone(
+    tiny_model: Path, preference_pairs: list[dict], tmp_path: Path
+):
+    pairs, unseen = preference_pairs[:8], preference_pairs[TRAINED_PAIRS : TRAINED_PAIRS + 8]
+    dpo, dpo_sft = (Settings(**{**TINY_TRAINING, "train_sft_weight": weight}) for weight in (0.0, 1.0))
+    train_adapter(str(tiny_model), pairs, tmp_path / "dpo", dpo)
+    result = train_adapter(str(tiny_model), pairs, tmp_path / "dpo+sft", dpo_sft)
+    assert result.loss > 0.6931, "the SFT loss (the preferred answers' mean token NLL) is added to DPO's"
+    for held in (pairs, unseen):
+        alone, added = (evaluate(str(tiny_model), str(tmp_path / name), held) for name in ("dpo", "dpo+sft"))
+        assert added.chosen_logp > alone.chosen_logp
+        assert added.mean_margin > 0 and added.accuracy >= 0.5, "still a preference: chosen above rejected"
