@@ -24,9 +24,10 @@ from core.prompt import (
     surely_fits,
 )
 from bot.sources import number_sources
-from bot.store import ActiveAdapter, AskContext, BotStore, InteractionRecord
+from bot.store import AskContext, BotStore, InteractionRecord
 from retrieval.index import WikiIndex
 from retrieval.models import SearchHit
+from core.registry import AdapterRegistry, ServedAdapter
 from core.vllm_adapters import VLLMAdapters
 
 log = logging.getLogger(__name__)
@@ -52,10 +53,14 @@ class Answer:
 
 
 class Answerer:
-    def __init__(self, index: WikiIndex, store: BotStore, llm: ChatLLM, adapters: VLLMAdapters | None = None) -> None:
+    def __init__(
+        self, index: WikiIndex, store: BotStore, registry: AdapterRegistry, llm: ChatLLM,
+        adapters: VLLMAdapters | None = None,
+    ) -> None:  # fmt: skip
         self.index = index
         self.settings = index.settings
         self.store = store
+        self.registry = registry
         self.llm = llm
         self.adapters = adapters
 
@@ -79,7 +84,7 @@ class Answerer:
         model: str | None = None
         note: str | None = None
         error: str | None = None
-        adapter = await self.store.active_adapter()
+        adapter = await self.registry.serving()
         generation_started = time.perf_counter()
         if not sources:
             text, cited, status = NO_SOURCES_ANSWER, [], "no_sources"
@@ -164,7 +169,7 @@ class Answerer:
         return [h for h in hits if "text" in h.ranks or (h.similarity or 0) >= self.settings.min_similarity]
 
     async def _generate(
-        self, messages: list[dict[str, str]], adapter: ActiveAdapter | None, on_token: TokenSink | None
+        self, messages: list[dict[str, str]], adapter: ServedAdapter | None, on_token: TokenSink | None
     ) -> tuple[str, str]:
         """(answer, served model). An adapter vLLM forgot is reloaded; failing that, the base model answers."""
         if adapter is None:

@@ -54,12 +54,12 @@ class Purged(NamedTuple):
     feedback: int
     pairs: int  # training pairs deleted from dataset snapshots
     prompts: int  # others' logged prompts their turns were removed from
-    adapters: list[tuple[int, str, str]]  # (version, name, status) trained on a snapshot that held their data
+    datasets: list[int]  # training snapshots that held their data (an adapter trained on one may have learnt it)
 
 
 class Forgotten(Protocol):
     pairs: int  # training pairs deleted
-    adapters: list[tuple[int, str, str]]  # (version, name, status) of adapters trained on what was deleted
+    datasets: list[int]  # the snapshots that held what was deleted
 
 
 # What takes a person's data out of the training snapshots (training.datasets.forget, handed in by the app), in the
@@ -282,4 +282,4 @@ class FeedbackStore:
                     redacted += 1
             feedback = await conn.execute("DELETE FROM feedback WHERE user_id = %s", (user,))
             deleted = await conn.execute("DELETE FROM interactions WHERE user_id = %s", (user,))
-        return Purged(deleted.rowcount, feedback.rowcount, forgotten.pairs, redacted, forgotten.adapters)
+        return Purged(deleted.rowcount, feedback.rowcount, forgotten.pairs, redacted, forgotten.datasets)

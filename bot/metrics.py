@@ -5,7 +5,7 @@ from __future__ import annotations
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 from bot.answer import Answer
-from core.db import Database
+from core.registry import AdapterRegistry
 
 LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2, 4, 8, 15, 30, 60, 120)
 
@@ -39,15 +39,12 @@ class Metrics:
         for stage in ("retrieval", "generation", "total"):
             self.latency.labels(stage).observe(answer.timings.get(f"{stage}_ms", 0.0) / 1000)
 
-    async def refresh_from_database(self, db: Database) -> None:
+    async def refresh_from_database(self, registry: AdapterRegistry) -> None:
         """Training-side numbers live in PostgreSQL (the scheduler may run elsewhere): read them per scrape."""
-        async with db.connection() as conn:
-            cur = await conn.execute("SELECT status, count(*), max(version) FILTER (WHERE status = 'active')"
-                                     " FROM adapters GROUP BY status")
-            rows = await cur.fetchall()
-            self.active_adapter.set(next((r[2] for r in rows if r[0] == "active"), 0))
-            for status in ("training", "candidate", "active", "retired", "failed", "rejected"):
-                self.adapters.labels(status).set(next((r[1] for r in rows if r[0] == status), 0))
+        active, counts = await registry.serving(), await registry.status_counts()
+        self.active_adapter.set(active.version if active else 0)
+        for status in ("training", "candidate", "active", "retired", "failed", "rejected"):
+            self.adapters.labels(status).set(counts.get(status, 0))
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

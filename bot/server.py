@@ -32,7 +32,7 @@ def web_app(services: BotServices, app: AsyncApp | None = None) -> web.Applicati
         return web.json_response({"status": "ok"})
 
     async def metrics(request: web.Request) -> web.Response:
-        await services.metrics.refresh_from_database(services.index.db)
+        await services.metrics.refresh_from_database(services.registry)
         return web.Response(body=services.metrics.render(), content_type="text/plain", charset="utf-8")
 
     web_application.router.add_get("/healthz", healthz)

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 from bot.answer import Answerer
 from bot.feedback_store import FeedbackStore
+from bot.home import HomeStats, adapter_rows
 from bot.links import wiki_hosts
 from bot.llm import ChatLLM
 from bot.metrics import Metrics
@@ -16,6 +17,7 @@ from bot.pacing import AcksFirst
 from bot.store import BotStore
 from core.config import Settings
 from core.db import Database
+from core.registry import AdapterRegistry
 from retrieval.embed import Embedder
 from retrieval.index import WikiIndex
 from core.vllm_adapters import VLLMAdapters
@@ -28,11 +30,18 @@ class BotServices:
     settings: Settings
     index: WikiIndex
     store: BotStore
+    registry: AdapterRegistry
     answerer: Answerer
     feedback: FeedbackStore
     metrics: Metrics
     acks: AcksFirst = field(default_factory=AcksFirst)  # answers start once the requests in flight are acked
     _hosts: tuple[float, frozenset[str]] | None = field(default=None, init=False, repr=False)
+
+    async def home_stats(self) -> HomeStats:
+        """What App Home shows the bot's owners: the log's figures and each adapter's."""
+        stats = await self.store.home_stats()
+        stats.adapters = adapter_rows(await self.registry.list())
+        return stats
 
     async def wiki_hosts(self) -> frozenset[str]:
         """The hosts of the wiki's pages: links elsewhere are not the wiki's (bot.links)."""
@@ -47,11 +56,11 @@ class BotServices:
         cls, settings: Settings, *, db: Database | None = None, embedder: Embedder | None = None
     ) -> AsyncIterator[BotServices]:
         async with WikiIndex.open(settings, db=db, embedder=embedder) as index:
-            store = BotStore(index.db)
+            store, registry = BotStore(index.db), AdapterRegistry(index.db)
             llm = ChatLLM(settings)
-            answerer = Answerer(index, store, llm, vllm_adapters(settings))
+            answerer = Answerer(index, store, registry, llm, vllm_adapters(settings))
             try:
-                yield cls(settings, index, store, answerer, FeedbackStore(index.db), Metrics())
+                yield cls(settings, index, store, registry, answerer, FeedbackStore(index.db), Metrics())
             finally:
                 await llm.aclose()
 

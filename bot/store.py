@@ -16,14 +16,6 @@ from core.db import Database
 RECENT_CORRECTIONS_READ = 50
 
 
-@dataclass(frozen=True)
-class ActiveAdapter:
-    id: int
-    name: str
-    version: int
-    path: str
-
-
 @dataclass
 class AskContext:
     """Where a question came from, for the log."""
@@ -71,12 +63,6 @@ class BotStore:
                 (channel, ts, event_id),
             )
             return cur.rowcount == 1
-
-    async def active_adapter(self) -> ActiveAdapter | None:
-        async with self.db.connection() as conn:
-            cur = await conn.execute("SELECT id, name, version, path FROM adapters WHERE status = 'active'")
-            row = await cur.fetchone()
-        return ActiveAdapter(*row) if row else None
 
     async def bot_answered_thread(self, channel: str, thread_ts: str) -> bool:
         async with self.db.connection() as conn:
@@ -156,12 +142,6 @@ class BotStore:
                 f" AND {week}"
             )
             corrections_7d = (await cur.fetchone())["n"]  # type: ignore[index]
-            await cur.execute(
-                "SELECT version, name, status, (metrics->'heldout'->>'accuracy')::float AS accuracy,"
-                " (metrics->'answers'->>'cites_right')::float AS cites_right,"
-                " (metrics->'answers'->>'echo')::float AS echo FROM adapters ORDER BY version"
-            )
-            adapters = await cur.fetchall()
         return HomeStats(
             answers_7d=answers_7d,
             answers_total=total,
@@ -172,5 +152,4 @@ class BotStore:
             no_sources_7d=no_sources,
             llm_errors_7d=llm_errors,
             recent_corrections=corrections,
-            adapters=adapters,
         )

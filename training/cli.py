@@ -133,7 +133,7 @@ async def train_command(args: argparse.Namespace, settings: Settings) -> int:
 
 async def adapters_list(args: argparse.Namespace, settings: Settings) -> int:
     from core.db import Database
-    from training.registry import AdapterRegistry
+    from core.registry import AdapterRegistry
 
     async with Database.open(settings) as db:
         adapters = await AdapterRegistry(db).list()
@@ -158,7 +158,7 @@ async def adapters_list(args: argparse.Namespace, settings: Settings) -> int:
 async def _exclusive(settings: Settings) -> AsyncIterator[Database]:
     """The database, with the training lock held: no training run swaps adapters meanwhile."""
     from core.db import Database
-    from training.registry import RegistryError, training_lock
+    from core.registry import RegistryError, training_lock
 
     async with Database.open(settings) as db, training_lock(db) as taken:
         if not taken:

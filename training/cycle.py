@@ -23,7 +23,7 @@ from core.db import Database
 from training.datasets import PersonCap, build_snapshot, load_pairs, prune_snapshots
 from training.answer_quality import answer_cases, decide_answers
 from training.gate import GateDecision, GateMetrics, decide, evaluate, evaluate_answers, evaluate_candidate
-from training.registry import AdapterRegistry, training_lock
+from core.registry import AdapterRegistry, training_lock
 from training.swap import activate, unload_stale
 from training.train import train_adapter
 

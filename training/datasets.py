@@ -23,6 +23,7 @@ from psycopg.types.json import Jsonb
 
 from core.config import Settings
 from core.db import Database
+from core.registry import AdapterRegistry
 from training.pairs import (
     DEFAULT_MAX_DISTRACTORS,
     PAIR_KINDS,
@@ -83,7 +84,7 @@ WEIGHING_KINDS = ("rating", "correction")  # the feedback PersonCap counts: it m
 _PRUNE = """
 DELETE FROM datasets
 WHERE id NOT IN (SELECT id FROM datasets ORDER BY id DESC LIMIT %(keep)s)
-    AND id NOT IN (SELECT dataset_id FROM adapters WHERE dataset_id IS NOT NULL)
+    AND NOT id = ANY(%(trained)s::bigint[])
 """
 _NEW_PAIRS = """
 SELECT count(*) FROM dataset_pairs p WHERE p.dataset_id = %(new)s AND NOT EXISTS (
@@ -112,12 +113,10 @@ WHERE p.interaction_id = ANY(%(answers)s::bigint[]) OR p.feedback_ids && %(feedb
     OR EXISTS (SELECT 1 FROM unnest(%(turns)s::jsonb[]) t WHERE p.prompt @> t)
 RETURNING dataset_id
 """
-_TRAINED_ON = """
-SELECT version, name, status FROM adapters WHERE dataset_id IN (
-    SELECT id FROM datasets
-    WHERE id = ANY(%(touched)s::bigint[]) OR interaction_ids && %(answers)s::bigint[]
-        OR feedback_ids && %(feedback)s::bigint[])
-ORDER BY version
+_HELD = """
+SELECT id FROM datasets
+WHERE id = ANY(%(touched)s::bigint[]) OR interaction_ids && %(answers)s::bigint[] OR feedback_ids && %(feedback)s::bigint[]
+ORDER BY id
 """
 
 
@@ -126,7 +125,7 @@ class Forgotten:
     """What taking a person's data out of the snapshots did."""
 
     pairs: int  # deleted
-    adapters: list[tuple[int, str, str]]  # (version, name, status) of those trained on a snapshot that held it
+    datasets: list[int]  # the snapshots that held it (an adapter trained on one may have learnt it)
 
 
 async def forget(
@@ -134,13 +133,13 @@ async def forget(
 ) -> Forgotten:
     """Delete from every snapshot the pairs made of a person's answers (`answers`: their questions' log ids), of
     their `feedback`, or holding one of their `questions` in an earlier turn of the prompt's thread; name the
-    adapters trained on what they gave (they may have learnt it: only a new adapter or a rollback drops it)."""
+    snapshots that held what they gave."""
     turns = [Jsonb([{"role": "user", "content": q}]) for q in questions]
     params = {"answers": answers, "feedback": feedback, "turns": turns}
     cur = await conn.execute(_FORGET, params)
     deleted = [row[0] for row in await cur.fetchall()]
-    cur = await conn.execute(_TRAINED_ON, {**params, "touched": sorted(set(deleted))})
-    return Forgotten(len(deleted), [tuple(row) for row in await cur.fetchall()])  # type: ignore[misc]
+    cur = await conn.execute(_HELD, {**params, "touched": sorted(set(deleted))})
+    return Forgotten(len(deleted), [row[0] for row in await cur.fetchall()])
 
 
 @dataclass(frozen=True)
@@ -208,6 +207,9 @@ async def build_snapshot(
 ) -> DatasetSnapshot:
     """Build the pairs the feedback gives now and store them as a new snapshot (one person's weight in it capped
     by `cap`, if given)."""
+    trained = await AdapterRegistry(db).trained_dataset_ids()
+    # "new" counts against what the last training run saw, so slow feedback still adds up to a run
+    previous_id = trained[0] if trained else None
     async with db.connection() as conn, conn.transaction():
         await conn.execute("SELECT pg_advisory_xact_lock(%s)", (SNAPSHOT_LOCK,))
         cur = await conn.execute(_ANSWERS)
@@ -220,11 +222,6 @@ async def build_snapshot(
         stats = {**built.stats, **dict(zip(WITHHELD_STATS, await cur.fetchone() or (0, 0, 0), strict=True))}
         stats["feedback_capped"] = capped
 
-        # "new" counts against what the last training run saw, so slow feedback still adds up to a run
-        cur = await conn.execute(
-            "SELECT dataset_id FROM adapters WHERE dataset_id IS NOT NULL ORDER BY version DESC LIMIT 1"
-        )
-        previous_id = row[0] if (row := await cur.fetchone()) else None
         settings = {"heldout_fraction": heldout_fraction, "max_distractors": max_distractors}
         if cap:
             settings |= {"max_user_share": cap.share, "user_min_prompts": cap.min_prompts}
@@ -250,8 +247,9 @@ async def prune_snapshots(db: Database, keep: int) -> int:
     Only training runs call it, holding the training lock: a run's snapshot is unprotected until its adapter
     row exists, so nothing else may prune meanwhile.
     """
+    trained = await AdapterRegistry(db).trained_dataset_ids()
     async with db.connection() as conn:
-        pruned = (await conn.execute(_PRUNE, {"keep": keep})).rowcount
+        pruned = (await conn.execute(_PRUNE, {"keep": keep, "trained": trained})).rowcount
     if pruned:
         log.info("deleted %d old dataset snapshot(s), keeping the newest %d and those adapters were trained on",
                  pruned, keep)

@@ -21,7 +21,7 @@ import httpx
 from core.config import Settings
 from core.db import Database, redact
 from core.canary import Reference
-from training.registry import PROMOTABLE, Adapter, AdapterRegistry, RegistryError, training_lock
+from core.registry import PROMOTABLE, Adapter, AdapterRegistry, RegistryError, training_lock
 from core.vllm_adapters import AdapterLoadError, VLLMAdapters
 
 log = logging.getLogger(__name__)

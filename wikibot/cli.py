@@ -73,15 +73,17 @@ async def db_upgrade(args: argparse.Namespace, settings: Settings) -> int:
 async def purge_command(args: argparse.Namespace, settings: Settings) -> int:
     """`wikibot feedback purge`: a person's data out of the bot's log and out of the training snapshots."""
     from bot.cli import feedback_store
+    from core.registry import AdapterRegistry
     from training.datasets import forget
 
     async with feedback_store(settings) as feedback:
         purged = await feedback.purge_user(args.user, forget)
+        trained = await AdapterRegistry(feedback.db).trained_on(purged.datasets)
     print(f"deleted {purged.questions} questions and {purged.feedback} feedback rows of {args.user}, "
           f"{purged.pairs} training pairs made of them; removed their questions from {purged.prompts} logged "
           "prompts of others' follow-ups")
-    if purged.adapters:
-        names = ", ".join(f"{name} ({status})" for _, name, status in purged.adapters)
+    if trained:
+        names = ", ".join(f"{adapter.name} ({adapter.status})" for adapter in trained)
         print(f"adapters trained on their data: {names}. They may have learnt from it: train a new adapter "
               "(`wikibot train --now`) and promote it, or roll back to one trained before, to drop it")
     return 0

@@ -16,7 +16,7 @@ from bot.services import BotServices
 def register(app: AsyncApp, services: BotServices) -> None:
     async def publish_home(client: AsyncWebClient, user: str) -> None:
         is_admin = user in services.settings.admin_users
-        stats = await services.store.home_stats() if is_admin else HomeStats()
+        stats = await services.home_stats() if is_admin else HomeStats()
         stats.recent_corrections = await reviews.members_only(client, user, stats.recent_corrections)
         view = home_view(stats, is_admin)
         view["blocks"] += await reviews.review_section(client, services, user)

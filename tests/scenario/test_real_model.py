@@ -21,7 +21,7 @@ from loopback.bot_harness import running_bot, slack_settings
 from loopback.slack_api import FakeSlackAPI
 from core.canary import Reference
 from training.cycle import run_cycle
-from training.registry import AdapterRegistry
+from core.registry import AdapterRegistry
 from core.vllm_adapters import VLLMAdapters
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]  # about 4 minutes alone on 2 cores

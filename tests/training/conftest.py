@@ -13,7 +13,7 @@ import pytest
 from core.config import Settings
 from core.db import Database
 from tests.support.preference_pairs import wiki_preference_pairs
-from training.registry import NAME_PREFIX
+from core.registry import NAME_PREFIX
 from training.train import TrainResult, train_adapter
 
 # big steps on short sequences: a few seconds of CPU training move a tiny random model visibly

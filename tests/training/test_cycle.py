@@ -26,7 +26,7 @@ from training import cli as commands
 from training.answer_quality import AnswerMetrics, decide_answers
 from training.cycle import run_cycle
 from training.datasets import build_snapshot
-from training.registry import AdapterRegistry, training_lock
+from core.registry import AdapterRegistry, training_lock
 
 pytestmark = pytest.mark.slow
 

@@ -10,7 +10,7 @@ import pytest
 
 from core.config import Settings
 from core.db import Database
-from training.registry import AdapterRegistry, RegistryError, training_lock
+from core.registry import AdapterRegistry, RegistryError, training_lock
 
 
 @pytest.fixture

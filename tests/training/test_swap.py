@@ -18,7 +18,7 @@ from core.db import Database
 from tests.conftest import BASE_MODEL_NAME
 from tests.training.conftest import TRAINED_PAIRS
 from training.gate import evaluate, evaluate_candidate
-from training.registry import NAME_PREFIX, Adapter, AdapterRegistry, RegistryError
+from core.registry import NAME_PREFIX, Adapter, AdapterRegistry, RegistryError
 from training.swap import SwapError, activate, reconcile, rollback, vllm_servers
 from tests.support.vllm_logprobs import served_margin
 from core.vllm_server import free_port

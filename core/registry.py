@@ -1,4 +1,6 @@
-"""Every SQL statement of the adapter registry (`adapters`, migration 0002) and the training run lock.
+"""Every SQL statement of the adapter registry (`adapters`, migration 0002) and the training run lock: training
+writes it; the bot (the active adapter, App Home, metrics) and the dataset snapshots (which ones adapters were
+trained on) read it here.
 
 Statuses: 'training' (being trained) -> 'candidate' (trained, passed the gate, being swapped in) -> 'active'
 (the one the bot serves; at most one) -> 'retired'. Or 'rejected' (below the gate) or 'failed' (an error, or
@@ -75,6 +77,16 @@ async def training_lock(db: Database) -> AsyncIterator[bool]:
         finally:
             if taken:
                 await conn.execute("SELECT pg_advisory_unlock(%s)", (TRAINING_LOCK,))
+
+
+@dataclass(frozen=True)
+class ServedAdapter:
+    """What the bot needs of the active adapter on every question (not its metrics)."""
+
+    id: int
+    name: str
+    version: int
+    path: str
 
 
 class AdapterRegistry:
@@ -210,4 +222,29 @@ class AdapterRegistry:
             f"SELECT {_COLUMNS} FROM adapters WHERE status IN ('rejected', 'failed')"
             " OR (status = 'retired' AND retired_at < now() - make_interval(secs => %s)) ORDER BY version",
             (grace_seconds,),
+        )
+
+    async def serving(self) -> ServedAdapter | None:
+        async with self.db.connection() as conn:
+            cur = conn.cursor(row_factory=class_row(ServedAdapter))
+            await cur.execute("SELECT id, name, version, path FROM adapters WHERE status = 'active'")
+            return await cur.fetchone()
+
+    async def status_counts(self) -> dict[str, int]:
+        async with self.db.connection() as conn:
+            cur = await conn.execute("SELECT status, count(*) FROM adapters GROUP BY status")
+            return dict(await cur.fetchall())  # type: ignore[arg-type]
+
+    async def trained_dataset_ids(self) -> list[int]:
+        """The dataset snapshots adapters were trained on, newest adapter's first."""
+        async with self.db.connection() as conn:
+            cur = await conn.execute(
+                "SELECT dataset_id FROM adapters WHERE dataset_id IS NOT NULL GROUP BY dataset_id"
+                " ORDER BY max(version) DESC"
+            )
+            return [row[0] for row in await cur.fetchall()]
+
+    async def trained_on(self, dataset_ids: list[int]) -> list[Adapter]:
+        return await self._fetch(
+            f"SELECT {_COLUMNS} FROM adapters WHERE dataset_id = ANY(%s) ORDER BY version", (dataset_ids,)
         )
