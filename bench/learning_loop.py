@@ -40,7 +40,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path[0] = str(ROOT)  # as a script, bench/ would come first
 
 from bench.report import table  # noqa: E402
-from bot.listeners.feedback import CORRECTION_VIEW  # noqa: E402
+from bot.render import CORRECTION_VIEW  # noqa: E402
 from bot.render import CORRECTION_ACTION  # noqa: E402
 from core.config import Settings  # noqa: E402
 from core.db import start_embedded_server  # noqa: E402

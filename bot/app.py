@@ -8,7 +8,7 @@ from slack_bolt.async_app import AsyncApp
 from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.listeners import assistant, feedback, home, messages, questions
+from bot.listeners import assistant, feedback, home, messages, questions, reviews
 from bot.services import BotServices
 from core.config import Settings
 
@@ -62,6 +62,7 @@ def build_app(services: BotServices, client: AsyncWebClient | None = None) -> As
     questions.register(app, services)
     feedback.register(app, services)  # its `message` subtype listeners before the plain `message` one: first match runs
     home.register(app, services)
+    reviews.register(app, services)
     assistant.register(app, settings)
     messages.register(app, services)
     return app

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 from typing import Any
 
+from bot.render import NO_SOURCE
 from core.config import Settings
 
 _MENTION = re.compile(r"<@([UW][A-Z0-9]+)(?:\|[^>]*)?>")
@@ -92,3 +94,35 @@ def spaces_for(channel: str, dm: bool, settings: Settings) -> list[str] | None:
     if settings.dm_spaces is not None:
         return settings.dm_spaces
     return spaces.get("*", [] if spaces else None)
+
+
+def message_location(body: dict[str, Any]) -> dict[str, str | None]:
+    message = body.get("message") or {}
+    return {
+        "channel": (body.get("channel") or {}).get("id"),
+        "thread_ts": message.get("thread_ts") or message.get("ts"),
+    }
+
+
+@dataclass(frozen=True)
+class CorrectionForm:
+    """What the correction form sent: the text, the source picked (None: "None of these"), and where the answer is."""
+
+    interaction_id: int
+    text: str
+    source_n: int | None
+    channel: str | None
+    thread_ts: str | None
+
+
+def correction_form(view: dict[str, Any]) -> CorrectionForm:
+    values = view["state"]["values"]
+    metadata = json.loads(view["private_metadata"])
+    chosen = (values["source"]["choice"].get("selected_option") or {}).get("value", NO_SOURCE)
+    return CorrectionForm(
+        interaction_id=metadata["interaction_id"],
+        text=(values["answer"]["text"].get("value") or "").strip(),
+        source_n=int(chosen) if chosen != NO_SOURCE else None,
+        channel=metadata.get("channel"),
+        thread_ts=metadata.get("thread_ts"),
+    )

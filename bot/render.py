@@ -1,7 +1,8 @@
-"""Pure Block Kit / mrkdwn building for answers, within Slack's limits."""
+"""Pure Block Kit / mrkdwn building for answers and the correction form, within Slack's limits."""
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Collection, Sequence
 from typing import Any
@@ -17,6 +18,8 @@ CORRECTION_ACTION = "suggest_correction"
 CONFIRM_CORRECTION_ACTION = "confirm_correction"  # the author's Yes: value is the feedback id
 DECLINE_CORRECTION_ACTION = "decline_correction"  # "No, just a comment"
 CONFIRM_QUESTION = "Use this as a correction of the answer?"
+CORRECTION_VIEW = "correction_modal"  # the correction form's callback_id
+NO_SOURCE = "0"  # the form's "None of these"
 FEEDBACK_INVITE = (
     "Was this right? React with :+1: or :-1:, or reply in this thread with a correction "
     "— corrections teach the bot in its next training run."
@@ -196,3 +199,37 @@ def fallback_text(answer: str, link_hosts: Collection[str] = ()) -> str:
     """The notification text: the answer, shortened, links outside the wiki as text."""
     text = unlink_external(answer, link_hosts)
     return text if len(text) <= FALLBACK_TEXT_LIMIT else text[: FALLBACK_TEXT_LIMIT - 1] + "…"
+
+
+def correction_view(sources: list[dict[str, Any]], metadata: dict[str, Any]) -> dict[str, Any]:
+    """The 'suggest a correction' modal: the right answer, and which of the sources was the right one."""
+    options = [
+        {
+            "text": {"type": "plain_text", "text": f"[{s['n']}] {s['title']} › {s['section']}"[:75]},
+            "value": str(s["n"]),
+        }
+        for s in sources[:99]
+    ] + [{"text": {"type": "plain_text", "text": "None of these"}, "value": NO_SOURCE}]
+    return {
+        "type": "modal",
+        "callback_id": CORRECTION_VIEW,
+        "private_metadata": json.dumps(metadata),
+        "title": {"type": "plain_text", "text": "Suggest a correction"},
+        "submit": {"type": "plain_text", "text": "Send"},
+        "close": {"type": "plain_text", "text": "Cancel"},
+        "blocks": [
+            {
+                "type": "input",
+                "block_id": "answer",
+                "label": {"type": "plain_text", "text": "What should the answer say?"},
+                "element": {"type": "plain_text_input", "action_id": "text", "multiline": True, "max_length": 3000},
+            },
+            {
+                "type": "input",
+                "block_id": "source",
+                "optional": True,
+                "label": {"type": "plain_text", "text": "Which source has the right answer?"},
+                "element": {"type": "static_select", "action_id": "choice", "options": options},
+            },
+        ],
+    }

@@ -8,8 +8,8 @@ from typing import Any
 from slack_bolt.async_app import AsyncApp, AsyncBoltContext
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.listeners.feedback import record_reply
-from bot.listeners.questions import answer_question
+from bot.ask import answer_question
+from bot.feedback_flow import record_reply
 from bot.payloads import asks_the_bot, is_user_message, mentions, to_question
 from bot.services import BotServices
 

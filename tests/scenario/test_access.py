@@ -18,7 +18,7 @@ from retrieval.embed import Embedder
 from retrieval.index import WikiIndex
 from training.datasets import build_snapshot, forget
 from wikibot.cli import main
-from bot.listeners.feedback import CORRECTION_VIEW
+from bot.render import CORRECTION_VIEW
 from core.prompt import REMOVED_TURN
 from bot.render import CORRECTION_ACTION, FEEDBACK_ACTION
 from loopback import slack_events as ev

@@ -12,7 +12,8 @@ import pytest
 
 from wikibot.cli import main
 from bot.home import APPROVE_CORRECTION_ACTION, REJECT_CORRECTION_ACTION
-from bot.listeners.feedback import CORRECTION_VIEW, THANKS
+from bot.feedback_flow import THANKS
+from bot.render import CORRECTION_VIEW
 from bot.render import CONFIRM_CORRECTION_ACTION, CONFIRM_QUESTION, CORRECTION_ACTION
 from core.config import Settings
 from retrieval.embed import Embedder

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from wikibot.cli import main
-from bot.listeners.feedback import CORRECTION_VIEW
+from bot.render import CORRECTION_VIEW
 from bot.render import CONFIRM_QUESTION, CORRECTION_ACTION, FEEDBACK_ACTION
 from loopback import slack_events as ev
 from loopback.bot_harness import SIGNING_SECRET, RunningBot
