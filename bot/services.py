@@ -20,7 +20,7 @@ from core.db import Database
 from core.registry import AdapterRegistry
 from retrieval.embed import Embedder
 from retrieval.index import WikiIndex
-from core.vllm_adapters import VLLMAdapters
+from core.vllm_adapters import configured_servers
 
 WIKI_HOSTS_TTL_S = 300.0  # ingestion runs in other processes: how long a read of the wiki's hosts is trusted
 
@@ -58,13 +58,8 @@ class BotServices:
         async with WikiIndex.open(settings, db=db, embedder=embedder) as index:
             store, registry = BotStore(index.db), AdapterRegistry(index.db)
             llm = ChatLLM(settings)
-            answerer = Answerer(index, store, registry, llm, vllm_adapters(settings))
+            answerer = Answerer(index, store, registry, llm, configured_servers(settings))
             try:
                 yield cls(settings, index, store, registry, answerer, FeedbackStore(index.db), Metrics())
             finally:
                 await llm.aclose()
-
-
-def vllm_adapters(settings: Settings) -> VLLMAdapters | None:
-    urls = settings.vllm_urls or ([settings.llm_base_url] if settings.llm_base_url else [])
-    return VLLMAdapters(urls, settings.llm_api_key, settings.llm_timeout) if urls else None

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import httpx
 
-from core.config import NO_API_KEY
+from core.config import NO_API_KEY, Settings
 from core.db import redact
 from core.canary import TOP_LOGPROBS, Reference, Step, deviation
 
@@ -156,3 +156,9 @@ class VLLMAdapters:
             except (httpx.HTTPError, AdapterLoadError) as exc:
                 log.warning("could not reload adapter %s on %s: %s", name, server.name, redact(str(exc)))
         return reloaded
+
+
+def configured_servers(settings: Settings) -> VLLMAdapters | None:
+    """Every configured vLLM server: WIKIBOT_VLLM_URLS, else WIKIBOT_LLM_BASE_URL; None when neither is set."""
+    urls = settings.vllm_urls or ([settings.llm_base_url] if settings.llm_base_url else [])
+    return VLLMAdapters(urls, settings.llm_api_key, settings.llm_timeout) if urls else None

@@ -22,7 +22,7 @@ from core.config import Settings
 from core.db import Database, redact
 from core.canary import Reference
 from core.registry import PROMOTABLE, Adapter, AdapterRegistry, RegistryError, training_lock
-from core.vllm_adapters import AdapterLoadError, VLLMAdapters
+from core.vllm_adapters import AdapterLoadError, VLLMAdapters, configured_servers
 
 log = logging.getLogger(__name__)
 
@@ -49,11 +49,10 @@ class Reconciled:
 
 
 def vllm_servers(settings: Settings) -> VLLMAdapters:
-    """Every configured vLLM server: WIKIBOT_VLLM_URLS, else WIKIBOT_LLM_BASE_URL."""
-    urls = settings.vllm_urls or ([settings.llm_base_url] if settings.llm_base_url else [])
-    if not urls:
+    """Every configured vLLM server: training cannot swap an adapter in without one."""
+    if (servers := configured_servers(settings)) is None:
         raise ValueError("no vLLM server is configured: set WIKIBOT_VLLM_URLS or WIKIBOT_LLM_BASE_URL")
-    return VLLMAdapters(urls, settings.llm_api_key, settings.llm_timeout)
+    return servers
 
 
 async def _load_and_check(servers: VLLMAdapters, adapter: Adapter, tolerance: float) -> None:
