@@ -259,7 +259,8 @@ class Settings(BaseSettings):
         ge=0,
         description="Weight of a supervised loss on the preferred answers, added to DPO's (TRL's loss types "
         "sigmoid + sft): it makes the preferred answers likelier, not only likelier than the rejected ones. 0: DPO "
-        "alone.",
+        "alone, as bench/learning_loop.py chose (at 1, the default model's held-out answers began to cite, but "
+        "sources that do not exist rather than the right one: README, the learning loop).",
     )
     train_epochs: float = Field(default=3.0, gt=0, description="Epochs over the training pairs.")
     train_batch_size: int = Field(
