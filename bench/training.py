@@ -79,13 +79,14 @@ def wiki_pairs(tokenizer: Any, count: int, tokens: int) -> list[dict[str, Any]]:
 
 def _cycle(base_model: str, pairs: list[dict[str, Any]], out: str, results: Any) -> None:
     """In a child process: train, then the candidate's evaluation, as a training cycle does them."""
+    from training.config import TrainingConfig
     from training.gate import evaluate_candidate
     from training.train import train_adapter
 
     warnings.filterwarnings("ignore")
     settings = Settings(data_dir=Path(out).parent)
     started = time.perf_counter()
-    trained = train_adapter(base_model, pairs, Path(out), settings)
+    trained = train_adapter(base_model, pairs, Path(out), TrainingConfig.from_settings(settings))
     train_peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6  # kB on Linux
     evaluate_candidate(base_model, out, pairs[:GATE_PAIRS], pairs)
     results.put({"train_seconds": trained.seconds, "cycle_seconds": time.perf_counter() - started,

@@ -33,6 +33,7 @@ from core.prompt import Source, build_messages  # noqa: E402
 from core.config import Settings  # noqa: E402
 from retrieval.sample import SAMPLE_BASE_URL, SAMPLE_WIKI  # noqa: E402
 from loopback.tiny_model import train_tokenizer  # noqa: E402
+from training.config import TrainingConfig  # noqa: E402
 from training.train import train_adapter  # noqa: E402
 
 _SHAPE = ("hidden_size", "num_hidden_layers", "num_attention_heads", "num_key_value_heads", "intermediate_size",
@@ -149,7 +150,8 @@ def main() -> None:
         train_log.setLevel(logging.INFO)
         if gpu:
             torch.cuda.reset_peak_memory_stats()
-        result = train_adapter(str(tmp / "base"), pairs, tmp / "adapters" / "bench", settings)
+        config = TrainingConfig.from_settings(settings)
+        result = train_adapter(str(tmp / "base"), pairs, tmp / "adapters" / "bench", config)
         train_log.removeHandler(step_times)
 
     steps_per_s = (len(step_times.times) - 1) / (step_times.times[-1] - step_times.times[0])

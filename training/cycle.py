@@ -20,6 +20,7 @@ from typing import Any
 
 from core.config import Settings
 from core.db import Database
+from training.config import TrainingConfig
 from training.datasets import PersonCap, build_snapshot, load_pairs, prune_snapshots
 from training.answer_quality import answer_cases, decide_answers
 from training.gate import GateDecision, GateMetrics, decide, evaluate, evaluate_answers, evaluate_candidate
@@ -100,6 +101,7 @@ async def run_cycle(settings: Settings, db: Database, *, force: bool = False) ->
     """One training run (see the module docstring); `force` trains even with few new pairs."""
     if settings.base_model is None:
         raise ValueError("training is off: set WIKIBOT_BASE_MODEL to the model vLLM serves")
+    config = TrainingConfig.from_settings(settings)  # a misconfiguration stops here, before any work
     started = time.perf_counter()
     async with training_lock(db) as taken:
         if not taken:
@@ -107,7 +109,7 @@ async def run_cycle(settings: Settings, db: Database, *, force: bool = False) ->
             return CycleReport("busy", "another training run is in progress; skipped")
         report = CycleReport("skipped", "", recovered=await recover_interrupted(db))
         await unload_stale(settings, db)
-        await _train_gate_swap(settings, db, report, force)
+        await _train_gate_swap(settings, config, db, report, force)
     report.seconds = time.perf_counter() - started
     log.info("training cycle %s: %s", report.status, report.message)
     return report
@@ -127,7 +129,9 @@ async def _gate_answers(
     return GateDecision(promote, f"{passed.reason}; {reason}" if promote else f"below the answer gate: {reason}")
 
 
-async def _train_gate_swap(settings: Settings, db: Database, report: CycleReport, force: bool) -> None:
+async def _train_gate_swap(
+    settings: Settings, config: TrainingConfig, db: Database, report: CycleReport, force: bool
+) -> None:
     base_model: str = settings.base_model  # type: ignore[assignment]  # checked by run_cycle
     snapshot = await build_snapshot(db, settings.train_heldout_fraction, cap=PersonCap.from_settings(settings))
     await prune_snapshots(db, settings.train_keep_datasets)  # only runs prune: this one is the newest, and kept
@@ -151,7 +155,7 @@ async def _train_gate_swap(settings: Settings, db: Database, report: CycleReport
     report.adapter = adapter.name
     metrics: dict[str, Any] = {"dataset_id": snapshot.id}
     try:
-        result = await asyncio.to_thread(train_adapter, base_model, train_pairs, Path(adapter.path), settings)
+        result = await asyncio.to_thread(train_adapter, base_model, train_pairs, Path(adapter.path), config)
         report.train = metrics["train"] = result.as_dict()
         candidate, references = await asyncio.to_thread(
             evaluate_candidate, base_model, adapter.path, heldout, heldout + train_pairs

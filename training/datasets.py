@@ -115,7 +115,8 @@ RETURNING dataset_id
 """
 _HELD = """
 SELECT id FROM datasets
-WHERE id = ANY(%(touched)s::bigint[]) OR interaction_ids && %(answers)s::bigint[] OR feedback_ids && %(feedback)s::bigint[]
+WHERE id = ANY(%(touched)s::bigint[]) OR interaction_ids && %(answers)s::bigint[]
+    OR feedback_ids && %(feedback)s::bigint[]
 ORDER BY id
 """
 

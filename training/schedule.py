@@ -25,6 +25,7 @@ from sqlalchemy.engine import URL
 
 from core.config import Settings
 from core.db import Database
+from training.config import TrainingConfig
 from training.cycle import run_cycle
 from training.default_model import with_default_model
 from training.swap import reconcile, vllm_servers
@@ -83,6 +84,7 @@ def build_scheduler(settings: Settings, db: Database) -> AsyncIOScheduler:
     if settings.base_model is None:
         raise ValueError("training is off: set WIKIBOT_BASE_MODEL to the model vLLM serves")
     vllm_servers(settings)  # none configured: fail now, not every minute
+    TrainingConfig.from_settings(settings)  # an adapter vLLM would refuse: fail now, not at the first run
     trigger = crontab_trigger(settings.train_schedule)  # a bad expression fails here, with its reason
     scheduler = AsyncIOScheduler(
         jobstores={"default": SQLAlchemyJobStore(url=sqlalchemy_url(db.url))},

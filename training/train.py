@@ -12,20 +12,15 @@ from pathlib import Path
 import psutil
 import torch
 from datasets import Dataset
-from peft import LoraConfig
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedTokenizerBase, TrainerCallback
 from transformers.trainer_callback import PrinterCallback
 from trl import DPOConfig, DPOTrainer
 from trl.trainer import utils as trl_utils
 
-from core.config import Settings
+from training.config import TrainingConfig, TrainingConfigError
 from training.gate import completion_ids
 
 log = logging.getLogger(__name__)
-
-# vLLM serves LoRA on the decoder projections only: an adapted lm_head or embedding is refused (or crashes).
-UNSERVABLE_MODULES = frozenset({"lm_head", "embed_tokens"})
-
 
 # Resident memory of training on a CPU, measured by bench/training.py on SmolLM2-135M (30 layers, hidden 576):
 # about 1.2 GB with the model loaded, plus 1.4 MB per token of every sequence in a batch (a pair is two) with
@@ -46,10 +41,6 @@ MMAP_THRESHOLD_BYTES = 128 * 1024
 _M_MMAP_THRESHOLD = -3  # mallopt's parameter number, from glibc's malloc.h
 
 
-class TrainingConfigError(ValueError):
-    """The training settings would produce an adapter vLLM cannot serve, or a run that cannot fit."""
-
-
 @dataclass(frozen=True)
 class TrainResult:
     steps: int
@@ -58,28 +49,6 @@ class TrainResult:
 
     def as_dict(self) -> dict[str, float | int]:
         return asdict(self)
-
-
-def lora_config(settings: Settings) -> LoraConfig:
-    """The adapter's shape, checked against what the vLLM servers accept."""
-    if settings.lora_rank > settings.vllm_max_lora_rank:
-        raise TrainingConfigError(
-            f"WIKIBOT_LORA_RANK={settings.lora_rank} exceeds WIKIBOT_VLLM_MAX_LORA_RANK={settings.vllm_max_lora_rank} "
-            "(the vLLM servers' --max-lora-rank): they would refuse the adapter"
-        )
-    if unservable := UNSERVABLE_MODULES.intersection(settings.lora_target_modules):
-        raise TrainingConfigError(
-            f"WIKIBOT_LORA_TARGET_MODULES must not include {sorted(unservable)}: vLLM cannot serve them"
-        )
-    return LoraConfig(
-        r=settings.lora_rank,
-        lora_alpha=settings.lora_alpha,
-        target_modules=list(settings.lora_target_modules),
-        bias="none",
-        use_dora=False,
-        modules_to_save=None,
-        task_type="CAUSAL_LM",
-    )
 
 
 def cpu_supports_bf16() -> bool:
@@ -100,44 +69,46 @@ def use_bf16(precision: str) -> bool:
 
 
 def estimate_memory_gb(
-    parameters: int, bytes_per_parameter: int, layers: int, hidden: int, longest_tokens: int, settings: Settings
+    parameters: int, bytes_per_parameter: int, layers: int, hidden: int, longest_tokens: int, config: TrainingConfig
 ) -> float:
     """Peak memory of a training run whose longest pair (prompt + answer) has `longest_tokens` tokens."""
-    tokens = 2 * settings.train_batch_size * min(longest_tokens, settings.train_max_length)
-    activations = tokens * layers * hidden * ACTIVATION_BYTES[settings.train_gradient_checkpointing]
+    tokens = 2 * config.batch_size * min(longest_tokens, config.max_length)
+    activations = tokens * layers * hidden * ACTIVATION_BYTES[config.gradient_checkpointing]
     return (RUNTIME_BYTES + parameters * bytes_per_parameter + activations) / 1e9
 
 
-def available_memory_gb(settings: Settings) -> float:
+def available_memory_gb(config: TrainingConfig) -> float:
     """What this run may use: WIKIBOT_TRAIN_MAX_MEMORY_GB, else free GPU memory or the machine's available memory
     plus what this process already holds (the model is loaded when this is asked)."""
-    if settings.train_max_memory_gb is not None:
-        return settings.train_max_memory_gb
+    if config.max_memory_gb is not None:
+        return config.max_memory_gb
     if torch.cuda.is_available():
         free, _ = torch.cuda.mem_get_info()
         return (free + torch.cuda.memory_allocated()) / 1e9
     return (psutil.virtual_memory().available + psutil.Process().memory_info().rss) / 1e9
 
 
-def check_memory(model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase, pairs: list[dict], settings: Settings) -> None:
+def check_memory(
+    model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase, pairs: list[dict], config: TrainingConfig
+) -> None:
     """Stop before training, naming the settings to change, when the run would not fit in memory."""
     longest = max(pairs, key=lambda p: len(str(p["prompt"])) + max(len(str(p["chosen"])), len(str(p["rejected"]))))
     tokens = max(
         sum(map(len, completion_ids(tokenizer, longest["prompt"], longest[side]))) for side in ("chosen", "rejected")
     )
-    config = model.config.get_text_config()
+    shape = model.config.get_text_config()
     parameters = sum(p.numel() for p in model.parameters())
     width = next(model.parameters()).element_size()
-    needed = estimate_memory_gb(parameters, width, config.num_hidden_layers, config.hidden_size, tokens, settings)
-    available = available_memory_gb(settings)
+    needed = estimate_memory_gb(parameters, width, shape.num_hidden_layers, shape.hidden_size, tokens, config)
+    available = available_memory_gb(config)
     log.info("training needs about %.1f GB of the %.1f GB available", needed, available)
     if needed > available:
         raise TrainingConfigError(
             f"training would need about {needed:.1f} GB but {available:.1f} GB are available (pairs of up to "
-            f"{min(tokens, settings.train_max_length)} tokens, {settings.train_batch_size} a batch): lower "
-            f"WIKIBOT_TRAIN_BATCH_SIZE ({settings.train_batch_size}) or WIKIBOT_TRAIN_MAX_LENGTH "
-            f"({settings.train_max_length})"
-            + ("" if settings.train_gradient_checkpointing else ", or set WIKIBOT_TRAIN_GRADIENT_CHECKPOINTING=true")
+            f"{min(tokens, config.max_length)} tokens, {config.batch_size} a batch): lower "
+            f"WIKIBOT_TRAIN_BATCH_SIZE ({config.batch_size}) or WIKIBOT_TRAIN_MAX_LENGTH "
+            f"({config.max_length})"
+            + ("" if config.gradient_checkpointing else ", or set WIKIBOT_TRAIN_GRADIENT_CHECKPOINTING=true")
             + "; WIKIBOT_TRAIN_MAX_MEMORY_GB overrides what is taken as available"
         )
 
@@ -157,7 +128,7 @@ class _LogProgress(TrainerCallback):
             log.info("DPO step %d/%d: loss %.4f", state.global_step, state.max_steps, logs["loss"])
 
 
-def train_adapter(base_model: str, train_pairs: list[dict], out_dir: Path, settings: Settings) -> TrainResult:
+def train_adapter(base_model: str, train_pairs: list[dict], out_dir: Path, config: TrainingConfig) -> TrainResult:
     """DPO-train a LoRA adapter on `train_pairs` (TRL conversational preference format) into the new `out_dir`.
 
     The adapter is written to `<out_dir>.partial` and renamed into place when complete, so `out_dir` either
@@ -167,27 +138,26 @@ def train_adapter(base_model: str, train_pairs: list[dict], out_dir: Path, setti
         raise FileExistsError(f"{out_dir} already exists: every adapter version gets a new directory")
     if not train_pairs:
         raise ValueError("no training pairs")
-    peft_config = lora_config(settings)
     partial = out_dir.with_name(out_dir.name + ".partial")
     shutil.rmtree(partial, ignore_errors=True)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     gpu = torch.cuda.is_available()
-    bf16 = use_bf16(settings.train_precision)
+    bf16 = use_bf16(config.precision)
     args = DPOConfig(
         output_dir=str(partial),
-        beta=settings.train_beta,
-        loss_type=["sigmoid", "sft"] if settings.train_sft_weight else ["sigmoid"],
-        loss_weights=[1.0, settings.train_sft_weight] if settings.train_sft_weight else None,
-        learning_rate=settings.train_learning_rate,
-        num_train_epochs=settings.train_epochs,
-        per_device_train_batch_size=settings.train_batch_size,
-        gradient_accumulation_steps=settings.train_gradient_accumulation,
-        max_length=settings.train_max_length,
+        beta=config.beta,
+        loss_type=["sigmoid", "sft"] if config.sft_weight else ["sigmoid"],
+        loss_weights=[1.0, config.sft_weight] if config.sft_weight else None,
+        learning_rate=config.learning_rate,
+        num_train_epochs=config.epochs,
+        per_device_train_batch_size=config.batch_size,
+        gradient_accumulation_steps=config.gradient_accumulation,
+        max_length=config.max_length,
         precompute_ref_log_probs=True,  # the reference pass runs once, before training, not beside every step
         bf16=bf16,
         fp16=False,
         use_cpu=not gpu,
-        gradient_checkpointing=settings.train_gradient_checkpointing,
+        gradient_checkpointing=config.gradient_checkpointing,
         save_strategy="no",
         report_to="none",
         logging_steps=1,
@@ -196,19 +166,19 @@ def train_adapter(base_model: str, train_pairs: list[dict], out_dir: Path, setti
     )
     if not gpu:
         trl_utils._CHUNKED_LOGPROB_CHUNK_SIZE = CPU_VOCAB_TILE  # no public setting: read by TRL at every call
-        if settings.train_return_freed_memory:
+        if config.return_freed_memory:
             return_freed_memory()
     torch.set_flush_denormal(True)  # float32 on a CPU: denormal activations make a forward pass about 20x slower
     tokenizer = AutoTokenizer.from_pretrained(base_model)
     # on a CPU, bf16 is autocast over float32 weights; on a GPU the weights are bf16 too (and so is serving there)
     model = AutoModelForCausalLM.from_pretrained(base_model, dtype=torch.bfloat16 if bf16 and gpu else torch.float32)
-    check_memory(model, tokenizer, train_pairs, settings)
+    check_memory(model, tokenizer, train_pairs, config)
     trainer = DPOTrainer(
         model=model,
         args=args,
         train_dataset=Dataset.from_list(train_pairs),
         processing_class=tokenizer,
-        peft_config=peft_config,
+        peft_config=config.lora,
         callbacks=[_LogProgress()],
     )
     trainer.remove_callback(PrinterCallback)  # it prints every log dict; _LogProgress logs instead

@@ -14,6 +14,7 @@ from core.config import Settings
 from core.db import Database
 from tests.support.preference_pairs import wiki_preference_pairs
 from core.registry import NAME_PREFIX
+from training.config import TrainingConfig
 from training.train import TrainResult, train_adapter
 
 # big steps on short sequences: a few seconds of CPU training move a tiny random model visibly
@@ -28,6 +29,10 @@ TINY_TRAINING = {
     "lora_alpha": 16,
 }
 TRAINED_PAIRS = 16  # pairs 0..15 of wiki_preference_pairs(40) train the session adapter; 16..39 are unseen
+
+
+def tiny_training(**changes: object) -> TrainingConfig:
+    return TrainingConfig.from_settings(Settings(**{**TINY_TRAINING, **changes}))
 
 
 @pytest.fixture(scope="session")
@@ -51,7 +56,7 @@ def trained(tiny_model: Path, preference_pairs: list[dict], tmp_path_factory: py
     """One LoRA adapter DPO-trained on the tiny model, shared by the tests that need a trained one."""
     out = tmp_path_factory.mktemp("trained") / "adapter"
     base_sha256 = sha256(tiny_model / "model.safetensors")
-    result = train_adapter(str(tiny_model), preference_pairs[:TRAINED_PAIRS], out, Settings(**TINY_TRAINING))
+    result = train_adapter(str(tiny_model), preference_pairs[:TRAINED_PAIRS], out, tiny_training())
     return TrainedAdapter(out, result, base_sha256)
 
 

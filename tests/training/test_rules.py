@@ -7,7 +7,7 @@ import pytest
 from core.config import Settings
 from training.gate import GateMetrics, decide
 from training.schedule import crontab_trigger, sqlalchemy_url
-from training.train import TrainingConfigError, lora_config
+from training.config import TrainingConfig, TrainingConfigError
 
 BASE = GateMetrics(accuracy=0.6, mean_margin=1.0, n=10, chosen_logp=-9.0)
 
@@ -43,7 +43,7 @@ def test_decide_reason_gives_the_figures():
 
 
 def test_lora_config_is_what_vllm_serves():
-    config = lora_config(Settings(lora_rank=8, lora_alpha=16))
+    config = TrainingConfig.from_settings(Settings(lora_rank=8, lora_alpha=16)).lora
     assert (config.r, config.lora_alpha, config.bias, config.use_dora) == (8, 16, "none", False)
     assert not config.modules_to_save
     assert set(config.target_modules) == set(Settings().lora_target_modules)
@@ -51,12 +51,12 @@ def test_lora_config_is_what_vllm_serves():
 
 def test_rank_above_the_servers_max_is_refused():
     with pytest.raises(TrainingConfigError, match="LORA_RANK=32 exceeds WIKIBOT_VLLM_MAX_LORA_RANK=16"):
-        lora_config(Settings(lora_rank=32, vllm_max_lora_rank=16))
+        TrainingConfig.from_settings(Settings(lora_rank=32, vllm_max_lora_rank=16)).lora
 
 
 def test_adapting_lm_head_is_refused():
     with pytest.raises(TrainingConfigError, match="lm_head"):
-        lora_config(Settings(lora_target_modules=["q_proj", "lm_head"]))
+        TrainingConfig.from_settings(Settings(lora_target_modules=["q_proj", "lm_head"])).lora
 
 
 @pytest.mark.parametrize(

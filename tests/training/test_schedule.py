@@ -88,6 +88,7 @@ async def test_stored_jobs_run_a_cycle_and_reconcile(
         ({"base_model": None}, "training is off"),
         ({"llm_base_url": None, "vllm_urls": []}, "no vLLM server is configured"),
         ({"train_schedule": "61 * * * *"}, "61"),
+        ({"lora_rank": 32, "vllm_max_lora_rank": 16}, "WIKIBOT_LORA_RANK=32 exceeds"),  # not at the first run
     ],
 )
 async def test_bad_configuration_fails_at_start(db: Database, scheduled_settings: Settings, update: dict, message: str):

@@ -10,9 +10,10 @@ import torch
 from safetensors.torch import load_file
 
 from core.config import Settings
-from tests.training.conftest import TINY_TRAINING, TRAINED_PAIRS, TrainedAdapter, sha256
+from tests.training.conftest import TINY_TRAINING, TRAINED_PAIRS, TrainedAdapter, sha256, tiny_training
 from training.gate import evaluate
-from training.train import TrainingConfigError, estimate_memory_gb, train_adapter
+from training.config import TrainingConfig, TrainingConfigError
+from training.train import estimate_memory_gb, train_adapter
 
 pytestmark = pytest.mark.slow
 BASE_FILES = ("chat_template.jinja", "config.json", "generation_config.json", "model.safetensors", "tokenizer.json",
@@ -62,13 +63,13 @@ def test_evaluate_with_no_pairs(tiny_model: Path):
 
 def test_never_overwrites_an_adapter_directory(trained_adapter: Path, tiny_model: Path, preference_pairs: list[dict]):
     with pytest.raises(FileExistsError):
-        train_adapter(str(tiny_model), preference_pairs[:2], trained_adapter, Settings(**TINY_TRAINING))
+        train_adapter(str(tiny_model), preference_pairs[:2], trained_adapter, tiny_training())
 
 
 def test_a_run_that_would_not_fit_in_memory_stops_before_training_and_names_the_settings(
     tiny_model: Path, preference_pairs: list[dict], tmp_path: Path
 ):
-    small = Settings(**TINY_TRAINING, train_max_memory_gb=0.5)
+    small = tiny_training(train_max_memory_gb=0.5)
     with pytest.raises(TrainingConfigError, match=r"would need about .* GB but 0.5 GB .*WIKIBOT_TRAIN_BATCH_SIZE \(8\)"):
         train_adapter(str(tiny_model), preference_pairs[:2], tmp_path / "adapter", small)
     assert not list(tmp_path.iterdir()), "nothing written"
@@ -79,7 +80,8 @@ def test_the_memory_estimate_follows_what_the_settings_change():
     defaults = Settings()
 
     def estimate(tokens: int = 1000, **changes: object) -> float:
-        return estimate_memory_gb(**smollm, longest_tokens=tokens, settings=defaults.model_copy(update=changes))
+        config = TrainingConfig.from_settings(defaults.model_copy(update=changes))
+        return estimate_memory_gb(**smollm, longest_tokens=tokens, config=config)
 
     assert 3.5 < estimate() < 4.5, "as measured by bench/training.py: about 4 GB for 1,000-token pairs"
     assert estimate(train_batch_size=4) > 2 * estimate()
@@ -91,7 +93,7 @@ def test_an_sft_weight_makes_the_preferred_answers_likelier_than_dpo_alone(
     tiny_model: Path, preference_pairs: list[dict], tmp_path: Path
 ):
     pairs, unseen = preference_pairs[:8], preference_pairs[TRAINED_PAIRS : TRAINED_PAIRS + 8]
-    dpo, dpo_sft = (Settings(**{**TINY_TRAINING, "train_sft_weight": weight}) for weight in (0.0, 1.0))
+    dpo, dpo_sft = (tiny_training(train_sft_weight=weight) for weight in (0.0, 1.0))
     train_adapter(str(tiny_model), pairs, tmp_path / "dpo", dpo)
     result = train_adapter(str(tiny_model), pairs, tmp_path / "dpo+sft", dpo_sft)
     assert result.loss > 0.6931, "the SFT loss (the preferred answers' mean token NLL) is added to DPO's"
