@@ -267,7 +267,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     return {
         **report(phases, questions, wiki),
         "pairs": (cycle.new_pairs or 0), "train_seconds": train_seconds, "cycle": cycle.status,
-        "adapter": cycle.adapter, "feedback": feedback, "gate": cycle.candidate,
+        "adapter": cycle.adapter, "feedback": feedback, "gate": cycle.candidate, "gate_answers": cycle.answers,
         "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6,
         "answers": answers(phases, questions, wiki),
     }  # fmt: skip

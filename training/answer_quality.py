@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from core.prompt import cited_numbers
@@ -117,6 +117,10 @@ def summarize(checks: Sequence[AnswerCheck]) -> dict[str, float | int]:
     return summary
 
 
+EXAMPLE_ANSWERS = 5  # of the answer gate's answers, kept with an adapter's figures
+EXAMPLE_CHARS = 300
+
+
 @dataclass(frozen=True)
 class AnswerCase:
     """A held-out prompt and the sources its preferred answers cite (what people said is right)."""
@@ -134,6 +138,8 @@ class AnswerMetrics:
     cites_right: float  # of answers to prompts whose preferred answer cites a source: cites one of those
     invalid: float
     echo: float
+    # the first EXAMPLE_ANSWERS answers as written (cut to EXAMPLE_CHARS): figures a model can game need reading
+    examples: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -169,7 +175,8 @@ def answer_metrics(answers: Sequence[str], cases: Sequence[AnswerCase]) -> Answe
             cites_right += bool(valid & case.right)
     n = len(cases)
     return AnswerMetrics(n, cites_any / n if n else 0.0, cites_right / labelled if labelled else 0.0,
-                         invalid / n if n else 0.0, echo / n if n else 0.0)  # fmt: skip
+                         invalid / n if n else 0.0, echo / n if n else 0.0,
+                         [a[:EXAMPLE_CHARS] for a in answers[:EXAMPLE_ANSWERS]])  # fmt: skip
 
 
 def decide_answers(candidate: AnswerMetrics, active: AnswerMetrics) -> tuple[bool, str]:

@@ -6,7 +6,10 @@ import math
 
 from core.prompt import Source, build_messages
 from training.answer_quality import (
+    EXAMPLE_ANSWERS,
+    EXAMPLE_CHARS,
     AnswerCase,
+    AnswerMetrics,
     answer_cases,
     answer_metrics,
     check_answer,
@@ -106,3 +109,12 @@ def test_the_answer_gate_wants_better_citations_and_no_invented_numbers():
     assert not decide_answers(answer_metrics(["Five days [1]."], [case]), active)[0], "no better"
     promote, reason = decide_answers(answer_metrics(["Three days [2][7]."], [case]), active)
     assert not promote and reason.startswith("invents source numbers")
+
+
+def test_the_gate_keeps_the_first_answers_to_read_beside_its_figures():
+    case = answer_case()
+    answers = [f"Answer {i}: three days [2]. " + "More. " * 80 for i in range(EXAMPLE_ANSWERS + 2)]
+    metrics = answer_metrics(answers, [case] * len(answers))
+    assert [e.split(":")[0] for e in metrics.examples] == [f"Answer {i}" for i in range(EXAMPLE_ANSWERS)]
+    assert all(answers[i].startswith(e) and len(e) == EXAMPLE_CHARS for i, e in enumerate(metrics.examples))
+    assert AnswerMetrics(**metrics.as_dict()) == metrics, "stored with the adapter and read back"
