@@ -29,7 +29,7 @@ class TrainingConfig:
     precision: str  # auto | bf16 | fp32
     gradient_checkpointing: bool
     sft_weight: float  # 0: DPO alone
-    return_freed_memory: bool
+    mmap_threshold_bytes: int  # 0: glibc decides
     max_memory_gb: float | None  # None: what is available when the run starts
 
     @classmethod
@@ -64,6 +64,6 @@ class TrainingConfig:
             precision=settings.train_precision,
             gradient_checkpointing=settings.train_gradient_checkpointing,
             sft_weight=settings.train_sft_weight,
-            return_freed_memory=settings.train_return_freed_memory,
+            mmap_threshold_bytes=round(settings.train_mmap_threshold_mb * 1024 * 1024),
             max_memory_gb=settings.train_max_memory_gb,
         )

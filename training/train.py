@@ -35,9 +35,8 @@ ACTIVATION_BYTES = {True: 81, False: 150}  # per token, layer and hidden unit; k
 CPU_VOCAB_TILE = 4096
 # glibc serves allocations under its mmap threshold from its heap, and raises the threshold (up to 32 MB) each time
 # a larger block is freed: tensors then come from the heap, which keeps what is freed, so a run's resident memory is
-# over twice what it holds (4.8 GB for 1,000-token pairs that need 1.8). A fixed threshold of 128 kB gives every
-# tensor over it its own mapping, returned when freed, at the cost of zeroing new pages: about 50% slower.
-MMAP_THRESHOLD_BYTES = 128 * 1024
+# over twice what it holds (4.8 GB for 1,000-token pairs that need 1.8). A fixed threshold gives every tensor over it
+# its own mapping, returned when freed, at the cost of zeroing new pages (WIKIBOT_TRAIN_MMAP_THRESHOLD_MB).
 _M_MMAP_THRESHOLD = -3  # mallopt's parameter number, from glibc's malloc.h
 
 
@@ -113,13 +112,14 @@ def check_memory(
         )
 
 
-def return_freed_memory() -> None:
-    """Make glibc give freed tensors' memory back to the system (MMAP_THRESHOLD_BYTES); elsewhere do nothing."""
+def fix_mmap_threshold(threshold_bytes: int) -> None:
+    """Make glibc give the memory of freed blocks of `threshold_bytes` or more back to the system; elsewhere (not
+    glibc: macOS, musl) do nothing. For the whole process, from now on."""
     try:
         libc = ctypes.CDLL("libc.so.6")
-    except OSError:  # not glibc (macOS, musl)
+    except OSError:
         return
-    libc.mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES)
+    libc.mallopt(_M_MMAP_THRESHOLD, threshold_bytes)
 
 
 class _LogProgress(TrainerCallback):
@@ -166,8 +166,8 @@ def train_adapter(base_model: str, train_pairs: list[dict], out_dir: Path, confi
     )
     if not gpu:
         trl_utils._CHUNKED_LOGPROB_CHUNK_SIZE = CPU_VOCAB_TILE  # no public setting: read by TRL at every call
-        if config.return_freed_memory:
-            return_freed_memory()
+        if config.mmap_threshold_bytes:
+            fix_mmap_threshold(config.mmap_threshold_bytes)
     torch.set_flush_denormal(True)  # float32 on a CPU: denormal activations make a forward pass about 20x slower
     tokenizer = AutoTokenizer.from_pretrained(base_model)
     # on a CPU, bf16 is autocast over float32 weights; on a GPU the weights are bf16 too (and so is serving there)

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 
 from core.config import Settings
 from training.gate import GateMetrics, decide
 from training.schedule import crontab_trigger, sqlalchemy_url
 from training.config import TrainingConfig, TrainingConfigError
+
+ROOT = Path(__file__).resolve().parents[2]
 
 BASE = GateMetrics(accuracy=0.6, mean_margin=1.0, n=10, chosen_logp=-9.0)
 
@@ -90,3 +96,26 @@ def test_scheduler_database_url(url: str, expected: dict[str, str]):
 def test_crontab_weekdays_count_from_sunday(expr: str, day_of_week: str):
     fields = {f.name: str(f) for f in crontab_trigger(expr).fields}
     assert fields["day_of_week"] == day_of_week and (fields["hour"], fields["minute"]) == ("3", "0")
+
+
+def test_a_fixed_mmap_threshold_gives_large_blocks_back_when_freed_and_keeps_small_ones_on_the_heap():
+    code = """
+import ctypes
+from training.train import fix_mmap_threshold
+class Info(ctypes.Structure):
+    _fields_ = [(n, ctypes.c_size_t) for n in ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks",
+                                              "uordblks", "fordblks", "keepcost")]
+libc = ctypes.CDLL("libc.so.6")
+libc.mallinfo2.restype = Info
+mapped = lambda: libc.mallinfo2().hblkhd  # bytes in blocks with memory of their own
+fix_mmap_threshold(8 * 2**20)
+before = mapped()
+big = bytearray(9 * 2**20)
+with_big = mapped()
+small = bytearray(4 * 2**20)  # glibc's own threshold starts at 128 kB: it would map this too
+with_small = mapped()
+del big
+print(with_big - before >= 9 * 2**20, with_small == with_big, mapped() == before)
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT).stdout
+    assert out.split() == ["True", "True", "True"]
