@@ -10,7 +10,6 @@ from typing import Any
 from bot.feedback import describe_reasons
 from bot.links import unlink_external
 from bot.render import escape
-from core.registry import Adapter
 
 BAR_WIDTH = 20
 APPROVE_CORRECTION_ACTION = "approve_correction"  # value: the feedback id
@@ -30,16 +29,6 @@ class HomeStats:
     llm_errors_7d: int = 0
     recent_corrections: list[dict[str, Any]] = field(default_factory=list)  # question, text, user
     adapters: list[dict[str, Any]] = field(default_factory=list)  # version, name, status, accuracy, cites_right, echo
-
-
-def adapter_rows(adapters: Sequence[Adapter]) -> list[dict[str, Any]]:
-    """Of each adapter, what App Home shows: held-out preference accuracy and the answer gate's figures."""
-    rows = []
-    for a in adapters:
-        heldout, answers = (a.metrics or {}).get("heldout") or {}, (a.metrics or {}).get("answers") or {}
-        rows.append({"version": a.version, "name": a.name, "status": a.status, "accuracy": heldout.get("accuracy"),
-                     "cites_right": answers.get("cites_right"), "echo": answers.get("echo")})  # fmt: skip
-    return rows
 
 
 def accuracy_chart(adapters: Sequence[dict[str, Any]]) -> str:

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 from bot.answer import Answerer
 from bot.feedback_store import FeedbackStore
-from bot.home import HomeStats, adapter_rows
+from bot.home import HomeStats
 from bot.links import wiki_hosts
 from bot.llm import ChatLLM
 from bot.metrics import Metrics
@@ -40,7 +40,7 @@ class BotServices:
     async def home_stats(self) -> HomeStats:
         """What App Home shows the bot's owners: the log's figures and each adapter's."""
         stats = await self.store.home_stats()
-        stats.adapters = adapter_rows(await self.registry.list())
+        stats.adapters = await self.registry.figures()
         return stats
 
     async def wiki_hosts(self) -> frozenset[str]:

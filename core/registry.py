@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
-from psycopg.rows import class_row
+from psycopg.rows import class_row, dict_row
 from psycopg.types.json import Jsonb
 
 from core.db import Database
@@ -229,6 +229,19 @@ class AdapterRegistry:
             cur = conn.cursor(row_factory=class_row(ServedAdapter))
             await cur.execute("SELECT id, name, version, path FROM adapters WHERE status = 'active'")
             return await cur.fetchone()
+
+    async def figures(self) -> list[dict[str, Any]]:
+        """Each adapter's version, name, status and gate figures (held-out accuracy; the answer gate's right-source
+        and echo rates, None where it did not run), oldest first: what App Home charts, without the metrics' bulk
+        (canary references, example answers)."""
+        async with self.db.connection() as conn:
+            cur = conn.cursor(row_factory=dict_row)
+            await cur.execute(
+                "SELECT version, name, status, (metrics->'heldout'->>'accuracy')::float AS accuracy,"
+                " (metrics->'answers'->>'cites_right')::float AS cites_right,"
+                " (metrics->'answers'->>'echo')::float AS echo FROM adapters ORDER BY version"
+            )
+            return await cur.fetchall()
 
     async def status_counts(self) -> dict[str, int]:
         async with self.db.connection() as conn:
