@@ -26,10 +26,11 @@ sys.path[0] = str(ROOT)  # as a script, bench/ would come first
 import psycopg  # noqa: E402
 from psycopg.types.json import Jsonb  # noqa: E402
 
+from core.answer_log import FeedbackItem, LoggedAnswer  # noqa: E402
 from core.config import Settings  # noqa: E402
 from core.db import Database  # noqa: E402
 from training.datasets import build_snapshot  # noqa: E402
-from training.pairs import FeedbackItem, LoggedAnswer, build_pairs  # noqa: E402
+from training.pairs import build_pairs  # noqa: E402
 
 N_SOURCES = 6
 EVENTS_PER_ANSWER = 2.5

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 import psycopg
 
 from bot.llm import ChatLLM, LLMError
+from core.answer_log import AnswerLog, AskContext, InteractionRecord
 from core.prompt import (
     NO_SOURCES_ANSWER,
     Source,
@@ -24,7 +25,6 @@ from core.prompt import (
     surely_fits,
 )
 from bot.sources import number_sources
-from bot.store import AskContext, BotStore, InteractionRecord
 from retrieval.index import WikiIndex
 from retrieval.models import SearchHit
 from core.registry import AdapterRegistry, ServedAdapter
@@ -54,12 +54,12 @@ class Answer:
 
 class Answerer:
     def __init__(
-        self, index: WikiIndex, store: BotStore, registry: AdapterRegistry, llm: ChatLLM,
+        self, index: WikiIndex, answer_log: AnswerLog, registry: AdapterRegistry, llm: ChatLLM,
         adapters: VLLMAdapters | None = None,
     ) -> None:  # fmt: skip
         self.index = index
         self.settings = index.settings
-        self.store = store
+        self.answer_log = answer_log
         self.registry = registry
         self.llm = llm
         self.adapters = adapters
@@ -120,7 +120,7 @@ class Answerer:
         )
         interaction_id: int | None = None
         try:
-            interaction_id = await self.store.log_interaction(record)
+            interaction_id = await self.answer_log.log_interaction(record)
         except psycopg.Error as exc:  # the answer is given all the same, saying it was not saved
             asked = f"message {context.channel_id}/{context.question_ts}" if context.channel_id else context.source
             log.error("could not save the answer to %s, giving it unsaved: %s", asked, exc)

@@ -10,7 +10,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.payloads import Question, channel_allowed, spaces_for
 from bot.services import BotServices
 from bot.slack_reply import ThreadReply
-from bot.store import AskContext
+from core.answer_log import AskContext
 
 log = logging.getLogger(__name__)
 
@@ -26,13 +26,13 @@ async def answer_question(question: Question, client: AsyncWebClient, services: 
     await services.acks.wait()  # the mentions that came with this one are acked first
     reply: ThreadReply | None = None
     try:
-        if not await services.store.claim_message(question.channel, question.ts, question.event_id):
+        if not await services.answer_log.claim_message(question.channel, question.ts, question.event_id):
             log.info("message %s/%s already taken: retry or duplicate delivery", question.channel, question.ts)
             return
         reply = ThreadReply(client, question, stream=settings.stream_answers, link_hosts=await services.wiki_hosts())
         reply.start_working()
         history = (
-            await services.store.thread_history(question.channel, question.thread_ts, settings.history_turns)
+            await services.answer_log.thread_history(question.channel, question.thread_ts, settings.history_turns)
             if question.in_thread
             else []
         )
@@ -53,7 +53,7 @@ async def answer_question(question: Question, client: AsyncWebClient, services: 
         answer_ts = await reply.finish(answer)
         services.metrics.observe_answer(answer)
         if answer.interaction_id is not None:
-            await services.store.set_answer_ts(answer.interaction_id, answer_ts)
+            await services.answer_log.set_answer_ts(answer.interaction_id, answer_ts)
     except Exception:  # never silent: the question was claimed, so Slack's retries cannot help
         log.exception("could not answer message %s/%s", question.channel, question.ts)
         await (reply or ThreadReply(client, question, stream=False)).give_up()

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from bot.feedback_store import FeedbackStore
+    from core.answer_log import FeedbackLog
     from core.prompt import Source
     from core.config import Settings
 
@@ -64,7 +64,7 @@ async def serve_command(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def ask_command(args: argparse.Namespace, settings: Settings) -> int:
-    from bot.store import AskContext
+    from core.answer_log import AskContext
     from bot.render import plain_answer
     from bot.services import BotServices
 
@@ -95,16 +95,16 @@ def _row(row: dict[str, Any]) -> dict[str, Any]:
 
 
 @asynccontextmanager
-async def feedback_store(settings: Settings) -> AsyncIterator[FeedbackStore]:
-    from bot.feedback_store import FeedbackStore
+async def feedback_log(settings: Settings) -> AsyncIterator[FeedbackLog]:
+    from core.answer_log import FeedbackLog
     from core.db import Database
 
     async with Database.open(settings) as db:
-        yield FeedbackStore(db)
+        yield FeedbackLog(db)
 
 
 async def feedback_list(args: argparse.Namespace, settings: Settings) -> int:
-    async with feedback_store(settings) as feedback:
+    async with feedback_log(settings) as feedback:
         rows = [_row(r) for r in await feedback.list(limit=args.limit)]
     if args.json:
         print(json.dumps(rows, indent=2))
@@ -121,7 +121,7 @@ async def feedback_list(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def feedback_export(args: argparse.Namespace, settings: Settings) -> int:
-    async with feedback_store(settings) as feedback:
+    async with feedback_log(settings) as feedback:
         rows = await feedback.list()
     with args.file.open("w", encoding="utf-8") as out:
         for row in reversed(rows):

@@ -1,6 +1,6 @@
 """What the bot does with feedback from Slack once a listener has parsed it: a rating, a thread reply (and its
 edit), the author's answer to "Use this as a correction?", the correction form; and what it tells the giver.
-Everything is stored against the logged answer it is about (bot/feedback_store.py).
+Everything is stored against the logged answer it is about (core/answer_log.py).
 
 A reply that reads as a correction counts only once its author says so: the bot asks them at once, in an ephemeral
 message with two buttons (CONFIRM_CORRECTION_ACTION, DECLINE_CORRECTION_ACTION, value: the feedback id). The
@@ -18,10 +18,10 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.feedback import classify_reply, describe_reasons, rating_value, review_reasons
-from bot.feedback_store import AnswerGone, FeedbackStore
 from bot.payloads import CorrectionForm
 from bot.render import CONFIRM_QUESTION, confirm_correction_blocks, correction_view
 from bot.services import BotServices
+from core.answer_log import AnswerGone, FeedbackLog
 
 log = logging.getLogger(__name__)
 THANKS = {
@@ -152,7 +152,7 @@ async def settle_reply(services: BotServices, feedback_id: int, user: str, kind:
     await replace_ephemeral(respond, text)
 
 
-async def correction_thanks(store: FeedbackStore, feedback_id: int) -> str:
+async def correction_thanks(store: FeedbackLog, feedback_id: int) -> str:
     """What the author of a confirmed correction is told: used in the next run, or first seen by a reviewer and why."""
     status = await store.correction_status(feedback_id)
     if status is not None and status.status == "pending":

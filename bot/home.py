@@ -10,6 +10,7 @@ from typing import Any
 from bot.feedback import describe_reasons
 from bot.links import unlink_external
 from bot.render import escape
+from core.answer_log import UsageStats
 
 BAR_WIDTH = 20
 APPROVE_CORRECTION_ACTION = "approve_correction"  # value: the feedback id
@@ -18,16 +19,9 @@ REVIEWS_SHOWN = 10  # corrections listed at once (3 blocks each; a view holds 10
 
 
 @dataclass
-class HomeStats:
-    answers_7d: int = 0
-    answers_total: int = 0
-    answered_with_feedback_7d: int = 0
-    thumbs_up_7d: int = 0
-    thumbs_down_7d: int = 0
-    corrections_7d: int = 0
-    no_sources_7d: int = 0
-    llm_errors_7d: int = 0
-    recent_corrections: list[dict[str, Any]] = field(default_factory=list)  # question, text, user
+class HomeStats(UsageStats):
+    """The answer log's figures and each adapter's."""
+
     adapters: list[dict[str, Any]] = field(default_factory=list)  # version, name, status, accuracy, cites_right, echo
 
 

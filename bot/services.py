@@ -8,13 +8,12 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
 from bot.answer import Answerer
-from bot.feedback_store import FeedbackStore
 from bot.home import HomeStats
 from bot.links import wiki_hosts
 from bot.llm import ChatLLM
 from bot.metrics import Metrics
 from bot.pacing import AcksFirst
-from bot.store import BotStore
+from core.answer_log import AnswerLog, FeedbackLog
 from core.config import Settings
 from core.db import Database
 from core.registry import AdapterRegistry
@@ -29,19 +28,18 @@ WIKI_HOSTS_TTL_S = 300.0  # ingestion runs in other processes: how long a read o
 class BotServices:
     settings: Settings
     index: WikiIndex
-    store: BotStore
+    answer_log: AnswerLog
     registry: AdapterRegistry
     answerer: Answerer
-    feedback: FeedbackStore
+    feedback: FeedbackLog
     metrics: Metrics
     acks: AcksFirst = field(default_factory=AcksFirst)  # answers start once the requests in flight are acked
     _hosts: tuple[float, frozenset[str]] | None = field(default=None, init=False, repr=False)
 
     async def home_stats(self) -> HomeStats:
         """What App Home shows the bot's owners: the log's figures and each adapter's."""
-        stats = await self.store.home_stats()
-        stats.adapters = await self.registry.figures()
-        return stats
+        usage = await self.answer_log.usage_stats()
+        return HomeStats(**vars(usage), adapters=await self.registry.figures())
 
     async def wiki_hosts(self) -> frozenset[str]:
         """The hosts of the wiki's pages: links elsewhere are not the wiki's (bot.links)."""
@@ -56,10 +54,10 @@ class BotServices:
         cls, settings: Settings, *, db: Database | None = None, embedder: Embedder | None = None
     ) -> AsyncIterator[BotServices]:
         async with WikiIndex.open(settings, db=db, embedder=embedder) as index:
-            store, registry = BotStore(index.db), AdapterRegistry(index.db)
+            answer_log, registry = AnswerLog(index.db), AdapterRegistry(index.db)
             llm = ChatLLM(settings)
-            answerer = Answerer(index, store, registry, llm, configured_servers(settings))
+            answerer = Answerer(index, answer_log, registry, llm, configured_servers(settings))
             try:
-                yield cls(settings, index, store, registry, answerer, FeedbackStore(index.db), Metrics())
+                yield cls(settings, index, answer_log, registry, answerer, FeedbackLog(index.db), Metrics())
             finally:
                 await llm.aclose()

@@ -90,7 +90,7 @@ class RunningBot:
         async with self.services.index.db.connection() as conn:
             cur = await conn.execute("SELECT id FROM interactions ORDER BY id")
             ids = [row[0] for row in await cur.fetchall()]
-        return [await self.services.store.interaction(i) for i in ids]  # type: ignore[misc]
+        return [await self.services.answer_log.interaction(i) for i in ids]  # type: ignore[misc]
 
     async def settled(self, timeout: float = 30) -> None:
         """Wait until everything the requests so far set going has finished (listeners run after the ack): what

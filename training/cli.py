@@ -90,7 +90,7 @@ async def pairs_export(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def summary(snapshot: DatasetSnapshot) -> str:
-    from training.datasets import WITHHELD_STATS
+    from core.answer_log import WITHHELD_STATS
 
     s = snapshot.stats
     since = f"since dataset {snapshot.previous_id}, the last trained on" if snapshot.previous_id else "(nothing trained yet)"

@@ -1,4 +1,5 @@
-"""Versioned snapshots of the preference pairs (every SQL statement of the training data lives here).
+"""Versioned snapshots of the preference pairs: every SQL statement on `datasets` and `dataset_pairs` (migrations
+0004, 0006).
 
 A snapshot reads the answer log and the feedback standing now (each user's effective rating; corrections their
 author confirmed and, where the review rule asks, a reviewer approved; comments; nothing retracted), builds pairs
@@ -21,6 +22,7 @@ from typing import Any
 import psycopg
 from psycopg.types.json import Jsonb
 
+from core.answer_log import AnswerLog, FeedbackItem, LoggedAnswer
 from core.config import Settings
 from core.db import Database
 from core.registry import AdapterRegistry
@@ -28,8 +30,6 @@ from training.pairs import (
     DEFAULT_MAX_DISTRACTORS,
     PAIR_KINDS,
     SPLITS,
-    FeedbackItem,
-    LoggedAnswer,
     PreferencePair,
     build_pairs,
     split_of,
@@ -40,45 +40,6 @@ log = logging.getLogger(__name__)
 
 SNAPSHOT_LOCK = 72_650_101  # pg_advisory_xact_lock key: one snapshot build at a time
 
-# Corrections training may use: confirmed by their author, and approved by a reviewer where the review rule asks
-# for one (migration 0005's view `correction_status`).
-_ACCEPTED = "SELECT id FROM correction_status WHERE status = 'accepted' AND retracted_at IS NULL"
-# Every logged answer to a prompt that some answer to it got a rating or accepted correction on. Sources without
-# their text (the prompt holds it, the pairs need only their numbers), save on answers with a correction: a
-# correction that quotes or paraphrases a source cites it.
-_ANSWERS = f"""
-SELECT id, prompt_messages,
-    CASE WHEN EXISTS (SELECT 1 FROM feedback f WHERE f.interaction_id = interactions.id AND f.id IN ({_ACCEPTED}))
-    THEN sources
-    ELSE (SELECT coalesce(jsonb_agg(s - 'text' ORDER BY n), '[]')
-          FROM jsonb_array_elements(sources) WITH ORDINALITY e(s, n)) END,
-    answer, cited, status
-FROM interactions
-WHERE md5(prompt_messages::text) IN (
-    SELECT md5(i.prompt_messages::text) FROM interactions i
-    WHERE EXISTS (SELECT 1 FROM feedback f WHERE f.interaction_id = i.id AND f.retracted_at IS NULL
-        AND (f.kind = 'rating' OR f.id IN ({_ACCEPTED}))))
-ORDER BY id
-"""
-# Each user's standing vote (with the id of the row that holds it), then accepted corrections, then comments.
-_FEEDBACK = f"""
-SELECT f.id, f.interaction_id, f.user_id, f.kind, f.value, f.text, f.source_n
-FROM effective_ratings r
-JOIN feedback f ON f.kind = 'rating' AND (f.interaction_id, f.user_id, f.via) = (r.interaction_id, r.user_id, r.via)
-WHERE r.interaction_id = ANY(%(ids)s::bigint[])
-UNION ALL
-SELECT id, interaction_id, user_id, kind, value, text, source_n FROM feedback
-WHERE retracted_at IS NULL AND interaction_id = ANY(%(ids)s::bigint[])
-    AND (kind = 'comment' OR id IN ({_ACCEPTED}))
-ORDER BY id
-"""
-# Corrections left out, by why: the snapshot's stats say how many wait for their author or a reviewer.
-_WITHHELD = """
-SELECT count(*) FILTER (WHERE status = 'unconfirmed'), count(*) FILTER (WHERE status = 'pending'),
-    count(*) FILTER (WHERE status = 'rejected')
-FROM correction_status WHERE retracted_at IS NULL
-"""
-WITHHELD_STATS = ("corrections_unconfirmed", "corrections_awaiting_review", "corrections_rejected")
 WEIGHING_KINDS = ("rating", "correction")  # the feedback PersonCap counts: it makes pairs
 # Snapshots past the newest `keep` go, except those an adapter was trained on (what it learnt from stays known).
 _PRUNE = """
@@ -101,15 +62,12 @@ SELECT prompt, chosen, rejected FROM (
 ) picked ORDER BY position
 """
 # A person's data out of every snapshot: pairs of their prompts, pairs their feedback made (before pairs recorded
-# their feedback: every pair of a prompt it was on; a prompt's id is its first logged answer), pairs whose prompt
-# holds one of their questions as an earlier turn of the thread. Run before their rows are deleted.
+# their feedback: every pair of a prompt it was on, named by the prompt's id), pairs whose prompt holds one of their
+# questions as an earlier turn of the thread. Run before their rows are deleted.
 _FORGET = """
 DELETE FROM dataset_pairs p
 WHERE p.interaction_id = ANY(%(answers)s::bigint[]) OR p.feedback_ids && %(feedback)s::bigint[]
-    OR (p.feedback_ids IS NULL AND p.interaction_id IN (
-        SELECT min(j.id) FROM feedback f JOIN interactions i ON i.id = f.interaction_id
-        JOIN interactions j ON md5(j.prompt_messages::text) = md5(i.prompt_messages::text)
-        WHERE f.id = ANY(%(feedback)s::bigint[]) GROUP BY i.id))
+    OR (p.feedback_ids IS NULL AND p.interaction_id = ANY(%(prompts)s::bigint[]))
     OR EXISTS (SELECT 1 FROM unnest(%(turns)s::jsonb[]) t WHERE p.prompt @> t)
 RETURNING dataset_id
 """
@@ -130,13 +88,13 @@ class Forgotten:
 
 
 async def forget(
-    conn: psycopg.AsyncConnection, answers: list[int], feedback: list[int], questions: list[str]
+    conn: psycopg.AsyncConnection, answers: list[int], feedback: list[int], prompts: list[int], questions: list[str]
 ) -> Forgotten:
     """Delete from every snapshot the pairs made of a person's answers (`answers`: their questions' log ids), of
-    their `feedback`, or holding one of their `questions` in an earlier turn of the prompt's thread; name the
-    snapshots that held what they gave."""
+    their `feedback` (on `prompts`, by id), or holding one of their `questions` in an earlier turn of the prompt's
+    thread; name the snapshots that held what they gave."""
     turns = [Jsonb([{"role": "user", "content": q}]) for q in questions]
-    params = {"answers": answers, "feedback": feedback, "turns": turns}
+    params = {"answers": answers, "feedback": feedback, "prompts": prompts, "turns": turns}
     cur = await conn.execute(_FORGET, params)
     deleted = [row[0] for row in await cur.fetchall()]
     cur = await conn.execute(_HELD, {**params, "touched": sorted(set(deleted))})
@@ -213,15 +171,10 @@ async def build_snapshot(
     previous_id = trained[0] if trained else None
     async with db.connection() as conn, conn.transaction():
         await conn.execute("SELECT pg_advisory_xact_lock(%s)", (SNAPSHOT_LOCK,))
-        cur = await conn.execute(_ANSWERS)
-        answers = [LoggedAnswer(*row) for row in await cur.fetchall()]
-        cur = await conn.execute(_FEEDBACK, {"ids": [a.interaction_id for a in answers]})
-        feedback = [FeedbackItem(*row) for row in await cur.fetchall()]
-        feedback, capped = cap.apply(answers, feedback) if cap else (feedback, 0)
-        built = build_pairs(answers, feedback, max_distractors)
-        cur = await conn.execute(_WITHHELD)
-        stats = {**built.stats, **dict(zip(WITHHELD_STATS, await cur.fetchone() or (0, 0, 0), strict=True))}
-        stats["feedback_capped"] = capped
+        given = await AnswerLog(db).for_training(conn)
+        feedback, capped = cap.apply(given.answers, given.feedback) if cap else (given.feedback, 0)
+        built = build_pairs(given.answers, feedback, max_distractors)
+        stats = {**built.stats, **given.withheld, "feedback_capped": capped}
 
         settings = {"heldout_fraction": heldout_fraction, "max_distractors": max_distractors}
         if cap:

@@ -71,6 +71,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 from urllib.parse import unquote
 
+from core.answer_log import FeedbackItem, LoggedAnswer
 from core.prompt import CITATION, CITATION_RUN, Source, cited_numbers, clean_citations, format_sources
 from training.answer_quality import NOT_COVERED, echoes
 
@@ -128,31 +129,6 @@ DISAGREEING = frozenset("""
     actually no nope not that thats this it is isn s t wrong incorrect right correct quite true the answer bot
     wikibot sorry but well hmm what you said
 """.split())
-
-
-@dataclass(frozen=True)
-class LoggedAnswer:
-    """One row of the answer log (`interactions`)."""
-
-    interaction_id: int
-    prompt_messages: list[dict[str, str]]
-    sources: list[dict[str, Any]]
-    answer: str
-    cited: list[int]
-    status: str
-
-
-@dataclass(frozen=True)
-class FeedbackItem:
-    """A standing vote (one per user and answer), or a correction or comment that was not retracted."""
-
-    feedback_id: int
-    interaction_id: int
-    user_id: str
-    kind: str  # 'rating' | 'correction' | 'comment'
-    value: int | None = None  # ratings: +1 or -1
-    text: str | None = None
-    source_n: int | None = None  # corrections from the modal: the source the user says is right
 
 
 @dataclass(frozen=True)

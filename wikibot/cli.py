@@ -72,13 +72,14 @@ async def db_upgrade(args: argparse.Namespace, settings: Settings) -> int:
 
 async def purge_command(args: argparse.Namespace, settings: Settings) -> int:
     """`wikibot feedback purge`: a person's data out of the bot's log and out of the training snapshots."""
-    from bot.cli import feedback_store
+    from core.answer_log import AnswerLog
+    from core.db import Database
     from core.registry import AdapterRegistry
     from training.datasets import forget
 
-    async with feedback_store(settings) as feedback:
-        purged = await feedback.purge_user(args.user, forget)
-        trained = await AdapterRegistry(feedback.db).trained_on(purged.datasets)
+    async with Database.open(settings) as db:
+        purged = await AnswerLog(db).purge_user(args.user, forget)
+        trained = await AdapterRegistry(db).trained_on(purged.datasets)
     print(f"deleted {purged.questions} questions and {purged.feedback} feedback rows of {args.user}, "
           f"{purged.pairs} training pairs made of them; removed their questions from {purged.prompts} logged "
           "prompts of others' follow-ups")

@@ -25,7 +25,7 @@ def register(app: AsyncApp, services: BotServices) -> None:
         text = event.get("text", "")
         if not question.is_dm and mentions(text, bot_user):
             return  # app_mention delivers it
-        if question.in_thread and await services.store.bot_answered_thread(question.channel, question.thread_ts):
+        if question.in_thread and await services.answer_log.bot_answered_thread(question.channel, question.thread_ts):
             if asks_the_bot(text, bot_user, services.settings.followup_rule):
                 await answer_question(question, client, services)
             else:

@@ -230,7 +230,7 @@ async def test_feedback_on_a_purged_answer_says_it_cannot_be_saved(bot: RunningB
     caplog.set_level(logging.INFO)
     await bot.post(ev.app_mention("U1", "C1", "<@UBOT> what is the vacation carryover rule?"))
     (answer,) = await bot.wait_answered(1)
-    await bot.services.feedback.purge_user("U1", forget)
+    await bot.services.answer_log.purge_user("U1", forget)
     message = {"type": "message", "user": "UBOT", "bot_id": "BBOT", "text": "", "ts": answer["answer_ts"],
                "thread_ts": answer["thread_ts"]}
     for action, value in ((FEEDBACK_ACTION, f"good:{answer['id']}"), (CORRECTION_ACTION, str(answer["id"]))):

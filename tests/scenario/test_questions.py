@@ -223,7 +223,7 @@ async def test_prompt_longer_than_the_model_context_drops_the_lowest_ranked_sour
     async with BotServices.open(roomy, embedder=embedder) as services:
         answer = await services.answerer.answer(question)
         assert answer.status == "answered" and answer.model == BASE_MODEL_NAME
-        row = await services.store.interaction(answer.interaction_id)
+        row = await services.answer_log.interaction(answer.interaction_id)
         assert row is not None
         size = await services.answerer.llm.count_tokens(row["prompt_messages"], BASE_MODEL_NAME)
     assert size is not None and size.context == MAX_MODEL_LEN and size.tokens + answer_tokens <= MAX_MODEL_LEN

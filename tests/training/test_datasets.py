@@ -14,14 +14,15 @@ from typing import Any
 import pytest
 from psycopg.types.json import Jsonb
 
+from core.answer_log import WITHHELD_STATS, AnswerLog, FeedbackItem, LoggedAnswer
 from core.config import Settings
 from core.db import Database
 from training import cli
 from training.datasets import (
-    WITHHELD_STATS, DatasetNotFound, DatasetSnapshot, PersonCap, build_snapshot, export_jsonl, latest_snapshot,
-    load_pairs, prune_snapshots,
+    DatasetNotFound, DatasetSnapshot, PersonCap, build_snapshot, export_jsonl, latest_snapshot,
+    forget, load_pairs, prune_snapshots,
 )
-from training.pairs import STATS, FeedbackItem, LoggedAnswer
+from training.pairs import STATS
 
 SOURCES = [
     {"n": n, "chunk_id": n, "page_id": n, "space": "hr", "title": f"Page {n}", "section": "",
@@ -50,7 +51,7 @@ def parser() -> argparse.ArgumentParser:
 async def ask(
     db: Database, question: str, answer: str, cited: list[int], sources: list[dict[str, Any]] = SOURCES
 ) -> int:
-    """Log an answer the way bot.store does."""
+    """Log an answer the way the bot does (core.answer_log)."""
     async with db.connection() as conn:
         cur = await conn.execute(
             "INSERT INTO interactions (source, channel_id, user_id, question, prompt_messages, sources, cited,"
@@ -244,6 +245,31 @@ async def test_old_snapshots_go_except_those_adapters_were_trained_on(db: Databa
         assert (await cur.fetchone())[0] == 0, "its pairs went with it"
     assert len(await load_pairs(db, trained_on.id, "train") + await load_pairs(db, trained_on.id, "heldout")) > 0
     assert await prune_snapshots(db, keep=2) == 0, "nothing more to delete"
+
+
+async def test_a_purge_takes_feedback_out_of_pairs_built_before_pairs_recorded_it(db: Database):
+    first = await ask(db, "Where is the Lisbon office?", "In Porto [1].", [1])
+    again = await ask(db, "Where is the Lisbon office?", "In Porto [1].", [1])  # one prompt: its id is `first`
+    fix = "The Lisbon office is on Rua Augusta [2]."
+    await give(db, again, "U7", "correction", text=fix, message_ts="purge.1")
+    other = await ask(db, "Who runs payroll?", "Ana [1].", [1])
+    await give(db, other, "U8", "correction", text="Payroll is run by Rui [2].", message_ts="purge.2")
+    snapshot = await build_snapshot(db, heldout_fraction=0.5)
+    async with db.connection() as conn:  # as built before migration 0006: pairs name no feedback
+        await conn.execute("UPDATE dataset_pairs SET feedback_ids = NULL WHERE dataset_id = %s", (snapshot.id,))
+        cur = await conn.execute(
+            "SELECT interaction_id, count(*) FROM dataset_pairs WHERE dataset_id = %s GROUP BY 1", (snapshot.id,)
+        )
+        made = dict(await cur.fetchall())
+    assert made[first] > 0 and made[other] > 0
+
+    purged = await AnswerLog(db).purge_user("U7", forget)
+    assert (purged.feedback, purged.pairs) == (1, made[first]) and snapshot.id in purged.datasets
+    async with db.connection() as conn:
+        cur = await conn.execute(
+            "SELECT interaction_id, count(*) FROM dataset_pairs WHERE dataset_id = %s GROUP BY 1", (snapshot.id,)
+        )
+        assert dict(await cur.fetchall()) == {k: v for k, v in made.items() if k != first}, "others' pairs stay"
 
 
 async def test_a_correction_quoting_a_source_cites_it(db: Database):

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import itertools
 
+from core.answer_log import FeedbackItem, LoggedAnswer
 from core.prompt import Source, Turn, build_messages, cited_numbers, format_sources
 from training.answer_quality import prompt_sources
 from training.pairs import (
-    DEFAULT_SOURCE_ORDERS, SIMILARITY_THRESHOLD, FeedbackItem, LoggedAnswer, PreferencePair, as_written, build_pairs,
+    DEFAULT_SOURCE_ORDERS, SIMILARITY_THRESHOLD, PreferencePair, as_written, build_pairs,
     distractors, listed_sources, renumber_citations, reorder, similarity, source_orders_for, split_of,
 )
 
