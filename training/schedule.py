@@ -1,12 +1,12 @@
-"""The training schedule: APScheduler with its jobs stored in wikibot's PostgreSQL.
+"""The training schedule: APScheduler running two jobs with the settings and database of its process.
 
-Two jobs, each under a fixed id (re-registered on every start, so a changed WIKIBOT_TRAIN_SCHEDULE applies):
 - `wikibot-train` on `WIKIBOT_TRAIN_SCHEDULE` (cron): one training cycle, then `reconcile`. Several scheduler
   processes may run it; the cycle's advisory lock lets only one train.
 - `wikibot-reconcile` every minute: put the active adapter back on a restarted vLLM, unload stale ones.
 
-Stored jobs name a function, not an object: each run reads its settings from the environment of the process
-that runs the scheduler (the one configuration source) and opens its own database pool.
+The jobs live in memory, bound to the settings they were built with (a job store in the database would pickle
+them, secrets included). What a stored job gave, a run missed while no scheduler was up, `catch_up` gives: at
+start, a scheduled time of the last MISFIRE_GRACE_SECONDS that no training run followed runs now.
 """
 
 from __future__ import annotations
@@ -14,20 +14,18 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+from datetime import datetime, timedelta
 
-import psycopg
 from aiohttp import web
-from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
-from sqlalchemy.engine import URL
 
 from core.config import Settings
 from core.db import Database
 from training.config import TrainingConfig
 from training.cycle import run_cycle
-from training.default_model import with_default_model
+from training.datasets import latest_snapshot
 from training.swap import reconcile, vllm_servers
 
 log = logging.getLogger(__name__)
@@ -59,41 +57,59 @@ def _weekday_names(part: str) -> str:
     return ",".join(_WEEKDAYS[day % 7] for day in range(low, high + 1, int(step or 1)))
 
 
-def sqlalchemy_url(database_url: str) -> URL:
-    """A psycopg (v3) SQLAlchemy URL for a PostgreSQL URL or key=value string, unix sockets included."""
-    return URL.create("postgresql+psycopg", query=psycopg.conninfo.conninfo_to_dict(database_url))
+class Jobs:
+    """What the scheduler runs, with the settings and database it was built with."""
 
+    def __init__(self, settings: Settings, db: Database) -> None:
+        self.settings, self.db = settings, db
 
-async def training_job() -> None:
-    settings = with_default_model(Settings())
-    async with Database.open(settings) as db:
-        report = await run_cycle(settings, db)
+    async def train(self) -> None:
+        report = await run_cycle(self.settings, self.db)
         log.info("scheduled training: %s", report.summary())
-        await reconcile(settings, db)
+        await reconcile(self.settings, self.db)
+
+    async def reconcile(self) -> None:
+        await reconcile(self.settings, self.db)
 
 
-async def reconcile_job() -> None:
-    settings = with_default_model(Settings())
-    async with Database.open(settings) as db:
-        await reconcile(settings, db)
+def missed_run(trigger: CronTrigger, last_run: datetime | None, now: datetime) -> datetime | None:
+    """The scheduled time of the last MISFIRE_GRACE_SECONDS before `now` that no run followed (`last_run`: when
+    the latest began), if there is one."""
+    since = now - timedelta(seconds=MISFIRE_GRACE_SECONDS)
+    if last_run is not None and last_run > since:
+        since = last_run
+    due = trigger.get_next_fire_time(None, since)
+    return due if due is not None and due <= now else None
+
+
+async def catch_up(scheduler: AsyncIOScheduler, db: Database) -> datetime | None:
+    """Run the training job now if a run the schedule had due in the last MISFIRE_GRACE_SECONDS did not happen
+    (no scheduler was up then); return when it was due. Each run starts with a dataset snapshot, so the newest
+    snapshot tells when the last one ran (a `wikibot pairs build` since counts as one)."""
+    job = scheduler.get_job(TRAIN_JOB)
+    latest = await latest_snapshot(db)
+    now = datetime.now(job.trigger.timezone)
+    due = missed_run(job.trigger, latest.created_at if latest else None, now)
+    if due is not None:
+        log.info("the training run due at %s did not happen (no scheduler was up): it runs now", due)
+        job.modify(next_run_time=now)
+    return due
 
 
 def build_scheduler(settings: Settings, db: Database) -> AsyncIOScheduler:
-    """A scheduler (not started) with both jobs in PostgreSQL (`db`); `settings` are checked here, and each
-    job run reads them again from the environment."""
+    """A scheduler (not started) whose jobs run with `settings` on `db`; the settings are checked here."""
     if settings.base_model is None:
         raise ValueError("training is off: set WIKIBOT_BASE_MODEL to the model vLLM serves")
     vllm_servers(settings)  # none configured: fail now, not every minute
     TrainingConfig.from_settings(settings)  # an adapter vLLM would refuse: fail now, not at the first run
     trigger = crontab_trigger(settings.train_schedule)  # a bad expression fails here, with its reason
+    jobs = Jobs(settings, db)
     scheduler = AsyncIOScheduler(
-        jobstores={"default": SQLAlchemyJobStore(url=sqlalchemy_url(db.url))},
-        job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": MISFIRE_GRACE_SECONDS},
+        job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": MISFIRE_GRACE_SECONDS}
     )
-    scheduler.add_job(training_job, trigger, id=TRAIN_JOB, name="train, gate and swap an adapter",
-                      replace_existing=True)  # fmt: skip
-    scheduler.add_job(reconcile_job, IntervalTrigger(seconds=RECONCILE_SECONDS), id=RECONCILE_JOB,
-                      name="reload the active adapter where vLLM lost it", replace_existing=True)  # fmt: skip
+    scheduler.add_job(jobs.train, trigger, id=TRAIN_JOB, name="train, gate and swap an adapter")
+    scheduler.add_job(jobs.reconcile, IntervalTrigger(seconds=RECONCILE_SECONDS), id=RECONCILE_JOB,
+                      name="reload the active adapter where vLLM lost it")  # fmt: skip
     return scheduler
 
 
@@ -118,6 +134,7 @@ async def run_scheduler(settings: Settings, db: Database, port: int) -> None:
     """Run the jobs, with /healthz on `port`, until cancelled (Ctrl-C)."""
     scheduler = build_scheduler(settings, db)
     scheduler.start()
+    await catch_up(scheduler, db)
     for job in scheduler.get_jobs():
         log.info("scheduled %s: next run at %s", job.id, job.next_run_time)
     runner = web.AppRunner(health_app(scheduler, db))

@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 
 from aiohttp import web
 
@@ -16,7 +15,7 @@ from bot.app import build_app
 from bot.llm import NO_LLM, check_llm
 from bot.server import serve, web_app
 from bot.services import BotServices
-from core.config import ENV_PREFIX, NO_API_KEY, Settings
+from core.config import NO_API_KEY, Settings
 from core.db import redact
 from core.vllm_server import serve_vllm
 from retrieval.sample import SAMPLE_WIKI, ingest_sample_wiki
@@ -77,8 +76,6 @@ async def up(settings: Settings, port: int) -> int:
                 ),
             )
             settings = settings.model_copy(update={"llm_base_url": url})
-            os.environ[f"{ENV_PREFIX}LLM_BASE_URL"] = url  # the scheduler's jobs read their settings from it
-            os.environ[f"{ENV_PREFIX}BASE_MODEL"] = settings.base_model
         services = await stack.enter_async_context(BotServices.open(settings))
         say(f"database: {redact(services.index.db.url)}")
         counts = await services.index.store.counts()
@@ -92,11 +89,12 @@ async def up(settings: Settings, port: int) -> int:
         say(await check_llm(settings))
 
         if settings.base_model:
-            from training.schedule import build_scheduler  # imports torch and TRL: only when training is on
+            from training.schedule import build_scheduler, catch_up  # imports torch and TRL: only when training is on
 
             scheduler = build_scheduler(settings, services.index.db)
             scheduler.start()
             stack.callback(scheduler.shutdown, wait=False)
+            await catch_up(scheduler, services.index.db)
             say(f"training: scheduled '{settings.train_schedule}' on {settings.base_model}; `wikibot train --now` "
                 "runs one cycle now")
         else:

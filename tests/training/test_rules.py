@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from core.config import Settings
 from training.gate import GateMetrics, decide
-from training.schedule import crontab_trigger, sqlalchemy_url
+from training.schedule import MISFIRE_GRACE_SECONDS, crontab_trigger, missed_run
 from training.config import TrainingConfig, TrainingConfigError
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -66,22 +67,6 @@ def test_adapting_lm_head_is_refused():
 
 
 @pytest.mark.parametrize(
-    ("url", "expected"),
-    [
-        ("postgresql://postgres:@/postgres?host=/tmp/pg",
-         {"user": "postgres", "dbname": "postgres", "host": "/tmp/pg"}),
-        ("user=postgres dbname=wikibot host=/tmp/pg", {"user": "postgres", "dbname": "wikibot", "host": "/tmp/pg"}),
-        ("postgres://bot:s3cret@db.internal:5433/wikibot",
-         {"user": "bot", "password": "s3cret", "host": "db.internal", "port": "5433", "dbname": "wikibot"}),
-    ],
-)  # fmt: skip
-def test_scheduler_database_url(url: str, expected: dict[str, str]):
-    converted = sqlalchemy_url(url)
-    assert converted.drivername == "postgresql+psycopg"
-    assert dict(converted.query) == expected
-
-
-@pytest.mark.parametrize(
     ("expr", "day_of_week"),
     [
         ("0 3 * * *", "*"),
@@ -96,6 +81,21 @@ def test_scheduler_database_url(url: str, expected: dict[str, str]):
 def test_crontab_weekdays_count_from_sunday(expr: str, day_of_week: str):
     fields = {f.name: str(f) for f in crontab_trigger(expr).fields}
     assert fields["day_of_week"] == day_of_week and (fields["hour"], fields["minute"]) == ("3", "0")
+
+
+def test_a_run_missed_while_no_scheduler_was_up_is_due_within_the_grace_period():
+    trigger = crontab_trigger("0 3 * * *")
+
+    def at(day: int, hour: int, minute: int = 0) -> datetime:
+        return datetime(2026, 12, day, hour, minute, tzinfo=trigger.timezone)
+
+    due = at(2, 3)
+    assert missed_run(trigger, last_run=at(1, 3, 1), now=at(2, 3, 20)) == due, "yesterday's ran, today's did not"
+    assert missed_run(trigger, last_run=None, now=at(2, 3, 20)) == due
+    assert missed_run(trigger, last_run=at(2, 3, 1), now=at(2, 3, 20)) is None, "today's ran"
+    assert missed_run(trigger, last_run=at(1, 3, 1), now=at(2, 2, 59)) is None, "not due yet"
+    late = at(2, 3) + timedelta(seconds=MISFIRE_GRACE_SECONDS + 60)
+    assert missed_run(trigger, last_run=at(1, 3, 1), now=late) is None, "too late: the next one will do"
 
 
 def test_a_fixed_mmap_threshold_gives_large_blocks_back_when_freed_and_keeps_small_ones_on_the_heap():

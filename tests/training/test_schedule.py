@@ -1,17 +1,18 @@
-"""The training schedule's jobs, stored in the real PostgreSQL."""
+"""The training schedule's jobs, run against the real PostgreSQL."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import datetime, timedelta
 
 import pytest
-from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 from core.config import Settings
 from core.db import Database
-from training.schedule import RECONCILE_JOB, TRAIN_JOB, build_scheduler, sqlalchemy_url
+from training.datasets import build_snapshot
+from training.schedule import RECONCILE_JOB, TRAIN_JOB, build_scheduler, catch_up
 
 
 @pytest.fixture(scope="module")
@@ -28,21 +29,13 @@ async def db(scheduled_settings: Settings) -> AsyncIterator[Database]:
         yield opened
 
 
-def stored_jobs(db: Database) -> dict:
-    store = SQLAlchemyJobStore(url=sqlalchemy_url(db.url))
-    store.start(None, "check")  # type: ignore[arg-type]  # only lookups: no scheduler needed
-    try:
-        return {job.id: job for job in store.get_all_jobs()}
-    finally:
-        store.shutdown()
-
-
-async def test_jobs_are_stored_in_postgresql_with_the_cron_trigger(db: Database, scheduled_settings: Settings):
+async def test_the_jobs_run_on_the_cron_schedule_and_every_minute(db: Database, scheduled_settings: Settings):
     scheduler = build_scheduler(scheduled_settings, db)
     scheduler.start(paused=True)
-    scheduler.shutdown(wait=False)
-
-    jobs = stored_jobs(db)
+    try:
+        jobs = {job.id: job for job in scheduler.get_jobs()}
+    finally:
+        scheduler.shutdown(wait=False)
     assert set(jobs) == {TRAIN_JOB, RECONCILE_JOB}
     train = jobs[TRAIN_JOB]
     assert isinstance(train.trigger, CronTrigger)
@@ -53,22 +46,13 @@ async def test_jobs_are_stored_in_postgresql_with_the_cron_trigger(db: Database,
     assert isinstance(jobs[RECONCILE_JOB].trigger, IntervalTrigger)
 
 
-async def test_a_restart_replaces_the_jobs_with_the_new_schedule(db: Database, scheduled_settings: Settings):
-    for schedule in ("0 3 * * *", "15 4 * * *"):
-        scheduler = build_scheduler(scheduled_settings.model_copy(update={"train_schedule": schedule}), db)
-        scheduler.start(paused=True)
-        scheduler.shutdown(wait=False)
-    jobs = stored_jobs(db)
-    assert len(jobs) == 2
-    assert jobs[TRAIN_JOB].next_run_time.strftime("%H:%M") == "04:15"
-
-
-async def test_stored_jobs_run_a_cycle_and_reconcile(
+async def test_the_jobs_run_a_cycle_and_reconcile_with_the_settings_they_were_built_with(
     db: Database, scheduled_settings: Settings, monkeypatch: pytest.MonkeyPatch
 ):
-    # a job run reads its settings from the scheduler process's environment
-    for name in ("database_url", "base_model", "llm_base_url", "data_dir"):
-        monkeypatch.setenv(f"WIKIBOT_{name.upper()}", str(getattr(scheduled_settings, name)))
+    for name in ("WIKIBOT_DATABASE_URL", "WIKIBOT_BASE_MODEL", "WIKIBOT_LLM_BASE_URL"):
+        monkeypatch.delenv(name, raising=False)  # nothing to read from the environment
+    async with db.connection() as conn:
+        (before,) = await (await conn.execute("SELECT count(*) FROM datasets")).fetchone()  # type: ignore[misc]
     scheduler = build_scheduler(scheduled_settings, db)
     scheduler.start(paused=True)
     try:
@@ -77,9 +61,32 @@ async def test_stored_jobs_run_a_cycle_and_reconcile(
     finally:
         scheduler.shutdown(wait=False)
     async with db.connection() as conn:
-        cur = await conn.execute("SELECT count(*) FROM datasets")
-        (snapshots,) = await cur.fetchone()  # type: ignore[misc]
-    assert snapshots == 1, "the training job built a (too small) snapshot and skipped"
+        (after,) = await (await conn.execute("SELECT count(*) FROM datasets")).fetchone()  # type: ignore[misc]
+    assert after == before + 1, "the training job built a (too small) snapshot and skipped"
+
+
+async def test_a_run_missed_while_no_scheduler_was_up_runs_at_start(db: Database, scheduled_settings: Settings):
+    await build_snapshot(db, heldout_fraction=0.2)  # the last run, now
+    now = datetime.now().astimezone()
+    in_a_while, a_while_ago = now + timedelta(minutes=30), now - timedelta(minutes=30)
+    for when, missed in ((in_a_while, False), (a_while_ago, True)):
+        schedule = f"{when.minute} {when.hour} * * *"
+        scheduler = build_scheduler(scheduled_settings.model_copy(update={"train_schedule": schedule}), db)
+        scheduler.start(paused=True)
+        try:
+            if missed:  # due 30 minutes ago, and the last run was before
+                async with db.connection() as conn:
+                    await conn.execute("UPDATE datasets SET created_at = %s WHERE id = (SELECT max(id) FROM datasets)",
+                                       (now - timedelta(hours=2),))
+            due = await catch_up(scheduler, db)
+            next_run = scheduler.get_job(TRAIN_JOB).next_run_time
+        finally:
+            scheduler.shutdown(wait=False)
+        if missed:
+            assert due is not None and (due.hour, due.minute) == (when.hour, when.minute)
+            assert next_run <= datetime.now().astimezone(), "it runs now"
+        else:
+            assert due is None and (next_run.hour, next_run.minute) == (when.hour, when.minute)
 
 
 @pytest.mark.parametrize(
