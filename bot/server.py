@@ -14,6 +14,7 @@ from slack_sdk.signature import SignatureVerifier
 
 from bot.pacing import AcksFirst
 from bot.services import BotServices
+from core.health import database_check, healthz
 
 log = logging.getLogger(__name__)
 EVENTS_PATH = "/slack/events"
@@ -26,16 +27,11 @@ def web_app(services: BotServices, app: AsyncApp | None = None) -> web.Applicati
     if app is not None and services.settings.slack_signing_secret:
         web_application.middlewares.append(signed_only(services.settings.slack_signing_secret))
 
-    async def healthz(request: web.Request) -> web.Response:
-        if (problem := await services.index.db.problem()) is not None:
-            return web.json_response({"status": "unhealthy", "database": problem}, status=503)
-        return web.json_response({"status": "ok"})
-
     async def metrics(request: web.Request) -> web.Response:
         await services.metrics.refresh_from_database(services.registry)
         return web.Response(body=services.metrics.render(), content_type="text/plain", charset="utf-8")
 
-    web_application.router.add_get("/healthz", healthz)
+    web_application.router.add_get("/healthz", healthz(database_check(services.index.db)))
     web_application.router.add_get("/metrics", metrics)
     return web_application
 

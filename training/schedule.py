@@ -23,6 +23,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from core.config import Settings
 from core.db import Database
+from core.health import database_check, healthz
 from training.config import TrainingConfig
 from training.cycle import run_cycle
 from training.datasets import latest_snapshot
@@ -116,17 +117,15 @@ def build_scheduler(settings: Settings, db: Database) -> AsyncIOScheduler:
 def health_app(scheduler: AsyncIOScheduler, db: Database) -> web.Application:
     """/healthz of the scheduler process: 200 while the scheduler runs and the database answers."""
 
-    async def healthz(request: web.Request) -> web.Response:
-        if (problem := await db.problem()) is not None:
-            return web.json_response({"status": "unhealthy", "database": problem}, status=503)
-        if not scheduler.running:
-            return web.json_response({"status": "unhealthy", "scheduler": "stopped"}, status=503)
+    async def running() -> dict[str, str]:
+        return {} if scheduler.running else {"scheduler": "stopped"}
+
+    def next_training() -> dict[str, str | None]:
         job = scheduler.get_job(TRAIN_JOB)
-        next_run = job.next_run_time.isoformat() if job and job.next_run_time else None
-        return web.json_response({"status": "ok", "next_training": next_run})
+        return {"next_training": job.next_run_time.isoformat() if job and job.next_run_time else None}
 
     app = web.Application()
-    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/healthz", healthz(database_check(db), running, details=next_training))
     return app
 
 
