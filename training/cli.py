@@ -172,18 +172,18 @@ def _print_swap(report: SwapReport) -> None:
 
 
 async def adapters_promote(args: argparse.Namespace, settings: Settings) -> int:
-    from training.swap import activate
+    from training.swap import AdapterSwap
 
     async with _exclusive(settings) as db:
-        _print_swap(await activate(settings, db, args.version))
+        _print_swap(await AdapterSwap.from_settings(settings, db).activate(args.version))
     return 0
 
 
 async def adapters_rollback(args: argparse.Namespace, settings: Settings) -> int:
-    from training.swap import rollback
+    from training.swap import AdapterSwap
 
     async with _exclusive(settings) as db:
-        _print_swap(await rollback(settings, db))
+        _print_swap(await AdapterSwap.from_settings(settings, db).rollback())
     return 0
 
 

@@ -25,7 +25,7 @@ from training.datasets import PersonCap, build_snapshot, load_pairs, prune_snaps
 from training.answer_quality import answer_cases, decide_answers
 from training.gate import GateDecision, GateMetrics, decide, evaluate, evaluate_answers, evaluate_candidate
 from core.registry import AdapterRegistry, training_lock
-from training.swap import activate, unload_stale
+from training.swap import AdapterSwap
 from training.train import train_adapter
 
 log = logging.getLogger(__name__)
@@ -102,14 +102,15 @@ async def run_cycle(settings: Settings, db: Database, *, force: bool = False) ->
     if settings.base_model is None:
         raise ValueError("training is off: set WIKIBOT_BASE_MODEL to the model vLLM serves")
     config = TrainingConfig.from_settings(settings)  # a misconfiguration stops here, before any work
+    swap = AdapterSwap.from_settings(settings, db)
     started = time.perf_counter()
     async with training_lock(db) as taken:
         if not taken:
             log.info("another training run holds the lock: skipping")
             return CycleReport("busy", "another training run is in progress; skipped")
         report = CycleReport("skipped", "", recovered=await recover_interrupted(db))
-        await unload_stale(settings, db)
-        await _train_gate_swap(settings, config, db, report, force)
+        await swap.unload_stale()
+        await _train_gate_swap(settings, config, db, swap, report, force)
     report.seconds = time.perf_counter() - started
     log.info("training cycle %s: %s", report.status, report.message)
     return report
@@ -130,7 +131,7 @@ async def _gate_answers(
 
 
 async def _train_gate_swap(
-    settings: Settings, config: TrainingConfig, db: Database, report: CycleReport, force: bool
+    settings: Settings, config: TrainingConfig, db: Database, swap: AdapterSwap, report: CycleReport, force: bool
 ) -> None:
     base_model: str = settings.base_model  # type: ignore[assignment]  # checked by run_cycle
     snapshot = await build_snapshot(db, settings.train_heldout_fraction, cap=PersonCap.from_settings(settings))
@@ -175,7 +176,7 @@ async def _train_gate_swap(
             report.status, report.message = "rejected", f"{adapter.name} {decision.reason}"
             return
         await registry.set_candidate(adapter.version, metrics)
-        swapped = await activate(settings, db, adapter.version)
+        swapped = await swap.activate(adapter.version)
     except Exception as exc:  # any failure: the row says why, the active adapter is untouched
         log.exception("training run for %s failed", adapter.name)
         await registry.set_failed(adapter.version, f"{type(exc).__name__}: {exc}", metrics)

@@ -27,7 +27,7 @@ from core.health import database_check, healthz
 from training.config import TrainingConfig
 from training.cycle import run_cycle
 from training.datasets import latest_snapshot
-from training.swap import reconcile, vllm_servers
+from training.swap import AdapterSwap
 
 log = logging.getLogger(__name__)
 
@@ -63,14 +63,15 @@ class Jobs:
 
     def __init__(self, settings: Settings, db: Database) -> None:
         self.settings, self.db = settings, db
+        self.swap = AdapterSwap.from_settings(settings, db)  # none configured: fails here, not every minute
 
     async def train(self) -> None:
         report = await run_cycle(self.settings, self.db)
         log.info("scheduled training: %s", report.summary())
-        await reconcile(self.settings, self.db)
+        await self.swap.reconcile()
 
     async def reconcile(self) -> None:
-        await reconcile(self.settings, self.db)
+        await self.swap.reconcile()
 
 
 def missed_run(trigger: CronTrigger, last_run: datetime | None, now: datetime) -> datetime | None:
@@ -101,7 +102,6 @@ def build_scheduler(settings: Settings, db: Database) -> AsyncIOScheduler:
     """A scheduler (not started) whose jobs run with `settings` on `db`; the settings are checked here."""
     if settings.base_model is None:
         raise ValueError("training is off: set WIKIBOT_BASE_MODEL to the model vLLM serves")
-    vllm_servers(settings)  # none configured: fail now, not every minute
     TrainingConfig.from_settings(settings)  # an adapter vLLM would refuse: fail now, not at the first run
     trigger = crontab_trigger(settings.train_schedule)  # a bad expression fails here, with its reason
     jobs = Jobs(settings, db)

@@ -19,7 +19,7 @@ from tests.conftest import BASE_MODEL_NAME
 from tests.training.conftest import TRAINED_PAIRS
 from training.gate import evaluate, evaluate_candidate
 from core.registry import NAME_PREFIX, Adapter, AdapterRegistry, RegistryError
-from training.swap import SwapError, activate, reconcile, rollback, vllm_servers
+from training.swap import AdapterSwap, SwapError, vllm_servers
 from tests.support.vllm_logprobs import served_margin
 from core.vllm_server import free_port
 
@@ -46,6 +46,11 @@ async def candidate(
     shutil.copytree(trained_adapter, adapter.path)
     await registry.set_candidate(adapter.version, metrics or {})
     return await registry.get(adapter.version)
+
+
+@pytest.fixture
+def swap(registry: AdapterRegistry, training_settings: Settings) -> AdapterSwap:
+    return AdapterSwap.from_settings(training_settings, registry.db)
 
 
 @pytest.fixture(scope="module")
@@ -77,13 +82,13 @@ async def chat(
 
 
 async def test_swap_serves_the_new_adapter_and_retires_the_old(
-    registry: AdapterRegistry, training_settings: Settings, trained_adapter: Path, vllm_url: str
+    registry: AdapterRegistry, swap: AdapterSwap, training_settings: Settings, trained_adapter: Path, vllm_url: str
 ):
     v1 = await candidate(registry, training_settings, trained_adapter)
-    report = await activate(training_settings, registry.db, v1.version)
+    report = await swap.activate(v1.version)
     assert (report.activated, report.retired, report.servers) == ("wiki-v1", None, [vllm_url])
     v2 = await candidate(registry, training_settings, trained_adapter)
-    report = await activate(training_settings, registry.db, v2.version)
+    report = await swap.activate(v2.version)
     assert (report.activated, report.retired) == ("wiki-v2", "wiki-v1")
 
     assert {"wiki-v1", "wiki-v2", BASE_MODEL_NAME} <= await served(vllm_url), "the old one stays for the grace period"
@@ -93,19 +98,20 @@ async def test_swap_serves_the_new_adapter_and_retires_the_old(
     statuses = {a.name: a.status for a in await registry.list()}
     assert statuses == {"wiki-v1": "retired", "wiki-v2": "active"}
 
-    await reconcile(training_settings, registry.db)
+    await swap.reconcile()
     assert "wiki-v1" in await served(vllm_url), "still within WIKIBOT_ADAPTER_UNLOAD_GRACE_SECONDS"
-    done = await reconcile(training_settings.model_copy(update={"adapter_unload_grace_seconds": 0}), registry.db)
+    no_grace = training_settings.model_copy(update={"adapter_unload_grace_seconds": 0})
+    done = await AdapterSwap.from_settings(no_grace, registry.db).reconcile()
     assert done.unloaded == [f"wiki-v1@{vllm_url}"] and not done.reloaded
     assert "wiki-v1" not in await served(vllm_url) and "wiki-v2" in await served(vllm_url)
     assert Path(v1.path).is_dir(), "adapter directories are never deleted by a swap"
 
 
 async def test_requests_in_flight_during_a_swap_all_succeed(
-    registry: AdapterRegistry, training_settings: Settings, trained_adapter: Path, vllm_url: str
+    registry: AdapterRegistry, swap: AdapterSwap, training_settings: Settings, trained_adapter: Path, vllm_url: str
 ):
     v1 = await candidate(registry, training_settings, trained_adapter)
-    await activate(training_settings, registry.db, v1.version)
+    await swap.activate(v1.version)
     v2 = await candidate(registry, training_settings, trained_adapter)
     rng = random.Random(0)
     loop = asyncio.get_running_loop()
@@ -123,13 +129,13 @@ async def test_requests_in_flight_during_a_swap_all_succeed(
         sent = [asyncio.create_task(ask(client, "wiki-v1")) for _ in range(10)]  # already sent with the old name
         sent += [asyncio.create_task(ask(client, None)) for _ in range(10)]
         await asyncio.sleep(0.1)
-        swap = asyncio.create_task(activate(training_settings, registry.db, v2.version))
+        swapping = asyncio.create_task(swap.activate(v2.version))
         # the canary waits behind the busy engine, so keep sending with the old name until the flip, as a bot
         # that read the active adapter just before it would: those requests are in flight when it happens
-        while not swap.done():
+        while not swapping.done():
             sent.append(asyncio.create_task(ask(client, "wiki-v1")))
             await asyncio.sleep(0.05)
-        await swap
+        await swapping
         swapped_at = loop.time()
         results = await asyncio.gather(*sent)
         after = await chat(client, vllm_url, "wiki-v2")
@@ -140,30 +146,31 @@ async def test_requests_in_flight_during_a_swap_all_succeed(
 
 
 async def test_an_adapter_is_served_only_if_the_server_answers_as_it_was_trained(
-    registry: AdapterRegistry, training_settings: Settings, trained_adapter: Path, vllm_url: str, canary: dict
-):
+    registry: AdapterRegistry, swap: AdapterSwap, training_settings: Settings, trained_adapter: Path, vllm_url: str,
+    canary: dict,
+):  # fmt: skip
     v1 = await candidate(registry, training_settings, trained_adapter, canary)
-    assert (await activate(training_settings, registry.db, v1.version)).activated == "wiki-v1", "served as trained"
+    assert (await swap.activate(v1.version)).activated == "wiki-v1", "served as trained"
 
     v2 = await candidate(registry, training_settings, trained_adapter, canary)
     zero_lora_b(Path(v2.path))  # the files on disk are not what the trainer measured
     with pytest.raises(SwapError, match="does not serve wiki-v2 as it was trained: log-probabilities differ by"):
-        await activate(training_settings, registry.db, v2.version)
+        await swap.activate(v2.version)
     assert (await registry.active()).name == "wiki-v1"  # type: ignore[union-attr]
     assert "wiki-v2" not in await served(vllm_url) and "wiki-v1" in await served(vllm_url)
 
 
 async def test_a_failed_load_on_one_server_changes_nothing(
-    registry: AdapterRegistry, training_settings: Settings, trained_adapter: Path, vllm_url: str
+    registry: AdapterRegistry, swap: AdapterSwap, training_settings: Settings, trained_adapter: Path, vllm_url: str
 ):
     v1 = await candidate(registry, training_settings, trained_adapter)
-    await activate(training_settings, registry.db, v1.version)
+    await swap.activate(v1.version)
     v2 = await candidate(registry, training_settings, trained_adapter)
     dead = f"http://127.0.0.1:{free_port()}/v1"
     two_servers = training_settings.model_copy(update={"vllm_urls": [vllm_url, dead], "llm_timeout": 5.0})
 
     with pytest.raises(SwapError, match="wiki-v2 was not activated"):
-        await activate(two_servers, registry.db, v2.version)
+        await AdapterSwap.from_settings(two_servers, registry.db).activate(v2.version)
     assert (await registry.active()).name == "wiki-v1"  # type: ignore[union-attr]
     assert (await registry.get(v2.version)).status == "candidate"
     assert "wiki-v2" not in await served(vllm_url), "unloaded from the server that had loaded it"
@@ -171,44 +178,44 @@ async def test_a_failed_load_on_one_server_changes_nothing(
 
 
 async def test_a_broken_adapter_fails_the_canary_or_load_and_changes_nothing(
-    registry: AdapterRegistry, training_settings: Settings, trained_adapter: Path, vllm_url: str
+    registry: AdapterRegistry, swap: AdapterSwap, training_settings: Settings, trained_adapter: Path, vllm_url: str
 ):
     v1 = await candidate(registry, training_settings, trained_adapter)
     shutil.rmtree(v1.path)  # e.g. a directory the servers cannot read
     with pytest.raises(SwapError):
-        await activate(training_settings, registry.db, v1.version)
+        await swap.activate(v1.version)
     assert await registry.active() is None
     assert "wiki-v1" not in await served(vllm_url)
 
 
 async def test_the_active_or_a_failed_adapter_cannot_be_promoted(
-    registry: AdapterRegistry, training_settings: Settings, trained_adapter: Path, vllm_url: str
+    registry: AdapterRegistry, swap: AdapterSwap, training_settings: Settings, trained_adapter: Path, vllm_url: str
 ):
     v1 = await candidate(registry, training_settings, trained_adapter)
-    await activate(training_settings, registry.db, v1.version)
+    await swap.activate(v1.version)
     with pytest.raises(RegistryError, match="wiki-v1 cannot be promoted: it is active"):
-        await activate(training_settings, registry.db, v1.version)
+        await swap.activate(v1.version)
     assert "wiki-v1" in await served(vllm_url), "still served"
     v2 = await candidate(registry, training_settings, trained_adapter)
     await registry.set_failed(v2.version, "boom")
     with pytest.raises(RegistryError, match="it is failed"):
-        await activate(training_settings, registry.db, v2.version)
+        await swap.activate(v2.version)
     assert "wiki-v2" not in await served(vllm_url)
 
 
 async def test_reconcile_reloads_the_active_adapter_a_restarted_server_lost(
-    registry: AdapterRegistry, training_settings: Settings, trained_adapter: Path, vllm_url: str
+    registry: AdapterRegistry, swap: AdapterSwap, training_settings: Settings, trained_adapter: Path, vllm_url: str
 ):
     v1 = await candidate(registry, training_settings, trained_adapter)
-    await activate(training_settings, registry.db, v1.version)
+    await swap.activate(v1.version)
     await vllm_servers(training_settings).unload_everywhere("wiki-v1")  # what a restart does
     assert "wiki-v1" not in await served(vllm_url)
 
-    done = await reconcile(training_settings, registry.db)
+    done = await swap.reconcile()
     assert done.reloaded == [vllm_url]
     async with httpx.AsyncClient(timeout=60) as client:
         assert (await chat(client, vllm_url, "wiki-v1")).status_code == 200
-    assert (await reconcile(training_settings, registry.db)).reloaded == [], "nothing to do the second time"
+    assert (await swap.reconcile()).reloaded == [], "nothing to do the second time"
 
 
 async def first_logprobs(vllm_url: str, model: str) -> list[float]:
@@ -222,10 +229,11 @@ async def first_logprobs(vllm_url: str, model: str) -> list[float]:
 
 
 async def test_a_name_served_from_another_directory_is_replaced_in_place(
-    registry: AdapterRegistry, training_settings: Settings, trained_adapter: Path, vllm_url: str, tmp_path: Path
-):
+    registry: AdapterRegistry, swap: AdapterSwap, training_settings: Settings, trained_adapter: Path, vllm_url: str,
+    tmp_path: Path,
+):  # fmt: skip
     v1 = await candidate(registry, training_settings, trained_adapter)
-    await activate(training_settings, registry.db, v1.version)
+    await swap.activate(v1.version)
     elsewhere = tmp_path / "wiki-v1"  # e.g. a database reset that numbers adapters from 1 again
     shutil.copytree(trained_adapter, elsewhere)
     zero_lora_b(elsewhere)
@@ -241,29 +249,29 @@ async def test_a_name_served_from_another_directory_is_replaced_in_place(
 
 
 async def test_rollback_serves_the_parent_again(
-    registry: AdapterRegistry, training_settings: Settings, trained_adapter: Path, vllm_url: str
+    registry: AdapterRegistry, swap: AdapterSwap, training_settings: Settings, trained_adapter: Path, vllm_url: str
 ):
     v1 = await candidate(registry, training_settings, trained_adapter)
-    await activate(training_settings, registry.db, v1.version)
+    await swap.activate(v1.version)
     v2 = await candidate(registry, training_settings, trained_adapter)
-    await activate(training_settings, registry.db, v2.version)
+    await swap.activate(v2.version)
     await vllm_servers(training_settings).unload_everywhere("wiki-v1")  # unloaded after its grace period
 
-    report = await rollback(training_settings, registry.db)
+    report = await swap.rollback()
     assert (report.activated, report.retired) == ("wiki-v1", "wiki-v2")
     assert "wiki-v1" in await served(vllm_url), "loaded again before it became active"
     assert (await registry.active()).name == "wiki-v1"  # type: ignore[union-attr]
-    report = await rollback(training_settings, registry.db)
+    report = await swap.rollback()
     assert (report.activated, report.retired) == (None, "wiki-v1")
     assert await registry.active() is None
 
 
 async def test_served_margin_of_the_trained_adapter_beats_the_base(
-    registry: AdapterRegistry, training_settings: Settings, trained_adapter: Path, vllm_url: str,
+    registry: AdapterRegistry, swap: AdapterSwap, training_settings: Settings, trained_adapter: Path, vllm_url: str,
     tiny_model: Path, preference_pairs: list[dict],
 ):  # fmt: skip
     v1 = await candidate(registry, training_settings, trained_adapter)
-    await activate(training_settings, registry.db, v1.version)
+    await swap.activate(v1.version)
     trained_prompts = preference_pairs[:TRAINED_PAIRS][:8]
     base = await served_margin(vllm_url, BASE_MODEL_NAME, trained_prompts, base_model=str(tiny_model))
     tuned = await served_margin(vllm_url, "wiki-v1", trained_prompts, base_model=str(tiny_model))
