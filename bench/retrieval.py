@@ -10,6 +10,7 @@ Runs on demand, never in the tests, on a throwaway embedded PostgreSQL that is d
 4. Page-level recall@1, recall@5 and MRR of each search mode on the sample wiki's labelled questions and on
    the 18F handbook's (bench/questions/, when ../shared/corpora/18f-handbook is there and ingested whole),
    beside the naive stack (bench/naive.py); on the handbook per kind of question and per half (tune, held-out).
+5. Follow-ups in a thread on the sample wiki, searched alone and with the thread's earlier question.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import time
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -37,7 +39,9 @@ from pgvector.psycopg import register_vector_async  # noqa: E402
 from psycopg import sql  # noqa: E402
 
 from bench import naive, report  # noqa: E402
-from bench.labelled import HANDBOOK, KINDS, SPLITS, handbook_questions  # noqa: E402
+from bench.labelled import (  # noqa: E402
+    FOLLOWUP_KINDS, HANDBOOK, KINDS, SPLITS, handbook_questions, sample_followups,
+)
 from core.config import Settings  # noqa: E402
 from retrieval.embed import Embedder  # noqa: E402
 from retrieval.index import WikiIndex  # noqa: E402
@@ -183,14 +187,15 @@ async def page_labels(index: WikiIndex, label: Callable[[str, str], str]) -> dic
 
 async def ask(
     index: WikiIndex, questions: Sequence[tuple[str, Sequence[str], str, str]], spaces: Sequence[str], mode: str,
-    labels: dict[int, str],
+    labels: dict[int, str], earlier: Sequence[str | None] | None = None,
 ) -> list[Asked]:
-    """Search each (question, gold pages, kind, split): the page ranking over the fused candidates, and what the
-    default k chunks given to the model hold."""
+    """Search each (question, gold pages, kind, split), after its `earlier` question in a thread where given: the
+    page ranking over the fused candidates, and what the default k chunks given to the model hold."""
     asked = []
-    for question, gold, kind, split in questions:
-        ranked = await index.search.search(question, k=index.settings.search_candidates, spaces=spaces, mode=mode)
-        prompt = {labels[h.page_id] for h in await index.search.search(question, spaces=spaces, mode=mode)}
+    for (question, gold, kind, split), before in zip(questions, earlier or [None] * len(questions), strict=True):
+        search = partial(index.search.search, question, spaces=spaces, mode=mode, earlier=before)
+        ranked = await search(k=index.settings.search_candidates)
+        prompt = {labels[h.page_id] for h in await search()}
         rank = page_rank([labels[h.page_id] for h in ranked], gold)
         asked.append(Asked(kind, split, rank, bool(prompt & set(gold)), len(prompt)))
     return asked
@@ -227,6 +232,21 @@ async def sample_quality(index: WikiIndex, name: str) -> list[list[object]]:
         [name, "all", mode, *scores(await ask(index, questions, sample_spaces(), mode, labels))]
         for mode in ("vector", "text", "hybrid")
     ]
+
+
+async def followup_quality(index: WikiIndex) -> list[list[object]]:
+    """Rows per kind of follow-up on the sample wiki: hybrid search of the question alone, and with the thread's
+    earlier question (as the bot searches)."""
+    followups = sample_followups()
+    labels = await page_labels(index, lambda space, key: f"{space}/{key}")
+    rows = []
+    for kind in FOLLOWUP_KINDS:
+        mine = [f for f in followups if f.kind == kind]
+        questions = [(f.question, f.pages, kind, "") for f in mine]
+        for method, earlier in (("question alone", None), ("with the earlier question", [f.earlier for f in mine])):
+            asked = await ask(index, questions, sample_spaces(), "hybrid", labels, earlier)
+            rows.append([kind, method, *scores(asked)])
+    return rows
 
 
 async def handbook_quality(settings: Settings, embedder: Embedder) -> tuple[list[list[object]], list[list[object]]]:
@@ -460,6 +480,7 @@ async def _run(plan: Plan, tmp: Path, server_url: str) -> None:
         ingested = [throughput_row("sample wiki", await ingest_sample_wiki(index))]
         corpus_rows, corpora = await ingest_corpora(server_url, tmp, embedder, plan.corpus_pages)
         quality_rows = await sample_quality(index, f"sample wiki ({await chunk_count(index):,} chunks)")
+        followup_rows = await followup_quality(index)
         handbook = corpora.get(HANDBOOK / "pages") if plan.corpus_pages is None else None
         handbook_rows, kind_rows = await handbook_quality(handbook, embedder) if handbook else ([], [])
         latency_rows, recall_rows = await at_scale(index, plan, list(corpora)) if plan.sizes else ([], [])
@@ -490,6 +511,12 @@ async def _run(plan: Plan, tmp: Path, server_url: str) -> None:
             ["kind", "method", "n", "recall@1", "recall@5", "MRR"],
             kind_rows,
         )
+    table(
+        f"6. Follow-ups in a thread on the sample wiki ({len(sample_followups())}, bench/questions/): elliptical ones"
+        " name no topic of their own, switches change it",
+        ["kind", "method", "n", "recall@1", "recall@5", "MRR", "in prompt", "pages in prompt"],
+        followup_rows,
+    )
 
 
 def print_scale(latency_rows: list[list[object]], recall_rows: list[list[object]]) -> None:

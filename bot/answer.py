@@ -75,7 +75,8 @@ class Answerer:
     ) -> Answer:
         context = context or AskContext()
         started = time.perf_counter()
-        hits = await self.index.search.search(question, spaces=spaces)
+        earlier = history[-1].question if history else None  # a follow-up may not name its topic
+        hits = await self.index.search.search(question, spaces=spaces, earlier=earlier)
         sources = number_sources(self._relevant(hits), self.settings.prompt_max_chars)
         retrieval_ms = (time.perf_counter() - started) * 1000
         messages = build_messages(question, sources, history, self.settings.company_name)

@@ -21,8 +21,11 @@ class WikiSearch:
         self._checked = False
 
     async def search(
-        self, query: str, *, k: int | None = None, spaces: Sequence[str] | None = None, mode: str = "hybrid"
+        self, query: str, *, k: int | None = None, spaces: Sequence[str] | None = None, mode: str = "hybrid",
+        earlier: str | None = None,
     ) -> list[SearchHit]:
+        """The best chunks for `query`; `earlier`, the question asked before it in its thread, is searched with it
+        too (store.hybrid_search)."""
         if mode not in SEARCH_MODES:
             raise ValueError(f"unknown search mode {mode!r}; use one of {', '.join(SEARCH_MODES)}")
         if not query.strip():
@@ -31,7 +34,10 @@ class WikiSearch:
             await self.store.check_embedding_model(self.embedder.model_name)
             self._checked = True
         # embedded while PostgreSQL runs the full-text query
-        vector = asyncio.create_task(asyncio.to_thread(self.embedder.embed_query, query)) if mode != "text" else None
+        vector, in_thread = self._embedded(query, mode), None
+        if earlier and earlier.strip():
+            with_earlier = f"{earlier}\n{query}"
+            in_thread = (with_earlier, self._embedded(with_earlier, mode))
         return await self.store.hybrid_search(
             query,
             vector,
@@ -42,4 +48,9 @@ class WikiSearch:
             per_page=self.settings.search_chunks_per_page,
             spaces=spaces,
             mode=mode,
+            in_thread=in_thread,
         )
+
+    def _embedded(self, text: str, mode: str) -> asyncio.Task[list[float]] | None:
+        """The text's embedding, computed while PostgreSQL runs the full-text query (None in text mode)."""
+        return asyncio.create_task(asyncio.to_thread(self.embedder.embed_query, text)) if mode != "text" else None

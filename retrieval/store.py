@@ -253,9 +253,12 @@ class WikiStore:
         per_page: int | None = None,
         spaces: Sequence[str] | None = None,
         mode: str = "hybrid",
+        in_thread: tuple[str, Awaitable[Sequence[float]] | None] | None = None,
     ) -> list[SearchHit]:
         """Vector and full-text candidates fused by reciprocal rank; `mode` may pick one of them alone. With
-        `per_page`, at most that many of the k hits come from one page while other pages are found.
+        `per_page`, at most that many of the k hits come from one page while other pages are found. With
+        `in_thread` (the query with the thread's earlier question, and its embedding), that is ranked the same
+        ways and fused too: a follow-up that names no topic ("and on Premier?") finds the thread's.
 
         `vector`, the query's embedding (None: no vector search), is awaited after the full-text query, so
         that the embedding can be computed while PostgreSQL runs it.
@@ -263,12 +266,15 @@ class WikiStore:
         rankings: dict[str, list[int]] = {}
         similarity: dict[int, float] = {}
         async with self.db.connection() as conn:
-            text = await self.text_ranking(conn, query, candidates, spaces, words) if mode != "vector" else None
-            if vector is not None:
-                similarity = dict(await self.vector_ranking(conn, await vector, candidates, spaces))
-                rankings["vector"] = list(similarity)
-            if text is not None:
-                rankings["text"] = [i for i, _ in text]
+            queries = [("", query, vector)] + ([("thread ", *in_thread)] if in_thread else [])
+            for name, text_query, query_vector in queries:
+                if mode != "vector":
+                    text = await self.text_ranking(conn, text_query, candidates, spaces, words)
+                    rankings[f"{name}text"] = [i for i, _ in text]
+                if query_vector is not None:
+                    nearest = dict(await self.vector_ranking(conn, await query_vector, candidates, spaces))
+                    rankings[f"{name}vector"] = list(nearest)
+                    similarity = nearest if not name else similarity  # the question's own, as reported
             fused = reciprocal_rank_fusion(rankings, k=rrf_k)
             if per_page is not None:
                 ids = [i for i, _, _ in fused]

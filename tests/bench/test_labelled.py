@@ -1,12 +1,15 @@
-"""The 18F handbook's labelled questions are well formed: every gold page and section exists in the corpus."""
+"""The labelled questions are well formed: every gold page (and section) exists in its wiki."""
 
 import re
 from collections import Counter
 
 import pytest
 
-from bench.labelled import HANDBOOK, HANDBOOK_BASE_URL, KINDS, SPLITS, handbook_questions
+from bench.labelled import (
+    FOLLOWUP_KINDS, HANDBOOK, HANDBOOK_BASE_URL, KINDS, SPLITS, handbook_questions, sample_followups,
+)
 from retrieval.ingest.sources import load_source
+from retrieval.sample import SAMPLE_WIKI
 
 QUESTIONS = handbook_questions()
 _HEADING = re.compile(r"^#{1,6}\s+(.+?)\s*#*\s*$", re.MULTILINE)
@@ -39,3 +42,12 @@ def test_gold_pages_and_sections_are_in_the_handbook():
         if plain(q.section) not in headings:
             wrong.append(f"{q.question!r}: no heading {q.section!r} on {q.pages}")
     assert not wrong, "\n".join(wrong)
+
+
+def test_follow_ups_of_both_kinds_point_at_sample_wiki_pages():
+    followups = sample_followups()
+    assert Counter(f.kind for f in followups) == dict(zip(FOLLOWUP_KINDS, (35, 15), strict=True))
+    assert len({f.question.strip().lower() for f in followups}) == len(followups), "a follow-up is repeated"
+    pages = SAMPLE_WIKI / "pages"
+    missing = [(f.question, key) for f in followups for key in f.pages if not (pages / f"{key}.md").is_file()]
+    assert not missing and all(f.earlier.strip() for f in followups)

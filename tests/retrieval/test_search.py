@@ -72,6 +72,30 @@ async def test_full_text_weighs_the_page_title(sample_index: WikiIndex, question
     assert found_at([hit], (page,)) == 1, f"{hit.space}: {hit.title}"
 
 
+@pytest.mark.parametrize(
+    ("earlier", "question", "page"),
+    [
+        ("what's the SIU hotline extension?", "do i hold the payment while they review it?", "claims/siu-fraud-referral"),
+        ("how much can ClearView approve on a glass claim without an adjuster?", "who reviews it when it's over that?",
+         "claims/auto-glass-claims"),
+    ],
+)  # fmt: skip
+async def test_a_follow_up_that_names_no_topic_finds_the_threads(
+    sample_index: WikiIndex, earlier: str, question: str, page: str
+):
+    alone = await sample_index.search.search(question, k=5)
+    assert found_at(alone, (page,)) is None, "the follow-up's words alone point elsewhere"
+    hits = await sample_index.search.search(question, k=5, earlier=earlier)
+    assert found_at(hits, (page,)) == 1
+    assert {"text", "vector", "thread text", "thread vector"} >= hits[0].ranks.keys() >= {"thread vector"}
+
+
+async def test_a_follow_up_that_changes_topic_keeps_its_own(sample_index: WikiIndex):
+    earlier, question = "how many vacation days do I get after 5 years?", "new q: how long does an SIU investigation take?"
+    (hit,) = await sample_index.search.search(question, k=1, earlier=earlier)
+    assert found_at([hit], ("claims/siu-fraud-referral",)) == 1, f"{hit.space}: {hit.title}"
+
+
 async def test_hits_carry_what_a_citation_needs(sample_index: WikiIndex):
     (hit,) = await sample_index.search.search("bereavement leave for a grandparent", k=1)
     assert hit.title == "Bereavement Leave" and hit.space == "hr"

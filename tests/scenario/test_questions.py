@@ -93,6 +93,16 @@ async def test_thread_followup_carries_the_earlier_turn(bot: RunningBot):
     assert second["prompt_messages"][2]["content"] == answered["answer"]
 
 
+async def test_a_follow_up_that_names_no_topic_gets_the_threads_sources(bot: RunningBot):
+    first = ev.app_mention("U1", "C1", "<@UBOT> what's the SIU hotline extension?")
+    await bot.post(first)
+    await bot.wait_answered(1)
+    await bot.post(ev.app_mention("U1", "C1", "<@UBOT> do i hold the payment while they review it?",
+                                  thread_ts=first["ts"]))  # fmt: skip
+    second = (await bot.wait_answered(2))[1]
+    assert second["sources"][0]["url"].split("#")[0].endswith("/claims/siu-fraud-referral")
+
+
 async def test_not_answered_feedback_replies_bots_edits_and_other_channels(bot: RunningBot):
     first = ev.app_mention("U1", "C1", "<@UBOT> who approves laptop requests?")
     await bot.post(first)
