@@ -63,8 +63,8 @@ def wiki_pairs(tokenizer: Any, count: int, tokens: int) -> list[dict[str, Any]]:
                 if left <= 0:
                     break
                 page = pages[(i * 7 + k) % len(pages)]
-                sources.append(Source(k + 1, k, k, page.parent.name, page.stem, "", f"{SAMPLE_BASE_URL}{page.stem}/",
-                                      text[:left], 1.0))  # fmt: skip
+                sources.append(Source(k, k, page.parent.name, page.stem, "", f"{SAMPLE_BASE_URL}{page.stem}/",
+                                      text[:left], 1.0, n=k + 1))  # fmt: skip
                 left -= len(sources[-1].text)
             prompt = build_messages(f"Question {i}: what does the wiki say about this?", sources, company="Harborline")
             chosen = [{"role": "assistant", "content": CHOSEN.format(n=1 + i % len(sources))}]

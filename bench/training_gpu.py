@@ -85,7 +85,7 @@ def synthetic_pairs(tokenizer: PreTrainedTokenizerFast, count: int, seq_len: int
         sources: list[Source] = []
         for space, title, url, text in paragraphs:  # text cut so that two sources fit at --seq-len 256
             n = len(sources) + 1
-            source = Source(n, n, n, space, title, "", url, text[: seq_len // 3], 1.0)
+            source = Source(n, n, space, title, "", url, text[: seq_len // 3], 1.0, n=n)
             if chat_tokens(tokenizer, prompt_messages(title, [*sources, source]), add_generation_prompt=True) > budget:
                 break
             sources.append(source)

@@ -9,7 +9,7 @@ from retrieval.models import SearchHit
 
 
 def source_of(n: int, hit: SearchHit) -> Source:
-    return Source(n, hit.chunk_id, hit.page_id, hit.space, hit.title, hit.section, hit.url, hit.text, hit.score)
+    return Source.numbered(n, hit)
 
 
 def number_sources(hits: Sequence[SearchHit], max_chars: int) -> list[Source]:

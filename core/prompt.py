@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Collection, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from typing import Any
 
 SYSTEM_PROMPT = (
@@ -31,10 +31,9 @@ CITATION_RUN = re.compile(rf"{CITATION.pattern}(?:\s*{CITATION.pattern})*")
 
 
 @dataclass(frozen=True)
-class Source:
-    """A retrieved chunk as numbered in the prompt (n counts from 1); logged exactly like this."""
+class CitableChunk:
+    """A retrieved piece of a wiki page with everything needed to cite it."""
 
-    n: int
     chunk_id: int
     page_id: int
     space: str
@@ -44,12 +43,23 @@ class Source:
     text: str
     score: float
 
-    def as_dict(self) -> dict[str, Any]:
-        return dict(self.__dict__)
-
     @property
     def label(self) -> str:
         return f"{self.title} › {self.section}" if self.section else self.title
+
+
+@dataclass(frozen=True, kw_only=True)
+class Source(CitableChunk):
+    """A retrieved chunk as numbered in the prompt (n counts from 1); logged exactly like this."""
+
+    n: int
+
+    @classmethod
+    def numbered(cls, n: int, chunk: CitableChunk) -> Source:
+        return cls(n=n, **{f.name: getattr(chunk, f.name) for f in fields(CitableChunk)})
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
 
 
 @dataclass(frozen=True)

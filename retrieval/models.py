@@ -6,6 +6,8 @@ import hashlib
 from dataclasses import dataclass, field
 from typing import Any
 
+from core.prompt import CitableChunk
+
 SEARCH_MODES = ("hybrid", "vector", "text")  # both rankings fused, or one alone
 
 
@@ -58,17 +60,9 @@ def embedding_input(title: str, section: str, text: str) -> str:
 
 
 @dataclass(frozen=True)
-class SearchHit:
-    """A retrieved chunk with everything needed to cite it."""
+class SearchHit(CitableChunk):
+    """A retrieved chunk with everything needed to cite it, and how search ranked it."""
 
-    chunk_id: int
-    page_id: int
-    space: str
-    title: str
-    section: str
-    url: str
-    text: str
-    score: float
     ranks: dict[str, int] = field(default_factory=dict)
     similarity: float | None = None  # cosine similarity to the question, when vector search found it
 

@@ -334,8 +334,9 @@ def listed_sources(prompt: Sequence[dict[str, str]], sources: Sequence[dict[str,
         return None
     block = content[len(_SOURCES_START) : end]
     # every field but those format_sources writes is a placeholder: the sources are only ever formatted again
-    empty = [Source(int(s["n"]), 0, 0, "", str(s.get("title") or ""), str(s.get("section") or ""),
-                    str(s.get("url") or ""), "", 0.0) for s in sources]  # fmt: skip
+    empty = [Source(n=int(s["n"]), chunk_id=0, page_id=0, space="", title=str(s.get("title") or ""),
+                    section=str(s.get("section") or ""), url=str(s.get("url") or ""), text="", score=0.0)
+             for s in sources]  # fmt: skip
     headers = [format_sources([s]) for s in empty]  # "[n] label\nURL: url\n" (the text is empty)
     if not block.startswith(headers[0]):
         return None

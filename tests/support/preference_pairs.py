@@ -66,7 +66,7 @@ def wiki_answers(count: int, seed: int = 0) -> list[SyntheticAnswer]:
         order = [right, distractor] if rng.random() < 0.5 else [distractor, right]
         leads = {key: _lead(pages[key]) for key in order}
         sources = [
-            Source(n, n, n, space, leads[key][0], "", f"{SAMPLE_BASE_URL}{key}/", leads[key][1], 1.0)
+            Source(n, n, space, leads[key][0], "", f"{SAMPLE_BASE_URL}{key}/", leads[key][1], 1.0, n=n)
             for n, key in enumerate(order, start=1)
         ]
         good_n, bad_n = order.index(right) + 1, order.index(distractor) + 1

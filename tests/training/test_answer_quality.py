@@ -73,7 +73,7 @@ def test_summaries_are_shares_of_the_answers_each_measure_applies_to():
 
 
 def answer_case() -> AnswerCase:
-    sources = [Source(d["n"], d["n"], d["n"], "hr", d["title"], d["section"], d["url"], d["text"], 1.0)
+    sources = [Source(d["n"], d["n"], "hr", d["title"], d["section"], d["url"], d["text"], 1.0, n=d["n"])
                for d in SOURCES]  # fmt: skip
     return AnswerCase(build_messages("How many days for a grandparent?", sources), frozenset({2}))
 

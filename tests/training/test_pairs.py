@@ -496,8 +496,8 @@ def test_the_answers_a_correction_rejects_are_preferred_in_their_own_words_citin
     assert [(p.kind, p.chosen, p.rejected) for p in built.pairs if p.chosen == mine] == [
         ("correction", mine, own), ("distractor", mine, "Employees get sick days credited at the start of the year [2].")]
     assert built.stats["recited"] == 1  # not the copy, not "not covered", not a bare "Yes"
-    block = format_sources([Source(1, 0, 0, "", str(HR[0]["title"]), str(HR[0]["section"]), str(HR[0]["url"]),
-                                   str(HR[0]["text"]), 0.0)])  # fmt: skip
+    block = format_sources([Source(0, 0, "", str(HR[0]["title"]), str(HR[0]["section"]), str(HR[0]["url"]),
+                                   str(HR[0]["text"]), 0.0, n=1)])  # fmt: skip
     assert ("distractor", "Ten sick days a year, all on January 1 [1].", block) in [
         (p.kind, p.chosen, p.rejected) for p in built.pairs]
     uncited = in_logged_order(logged, [correction(10, "Nobody knows, ask around the office kitchen.")])
