@@ -4,7 +4,6 @@ model now prefers the corrected answers."""
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 
 import pytest
@@ -49,7 +48,7 @@ async def test_feedback_trains_an_adapter_that_serves_the_next_answer(
             await bot.post(ev.channel_message(corrector, "C1", correction, thread_ts=question["ts"]))
             await bot.confirm_correction(corrector, question["ts"])  # its author says Yes when asked
             await bot.post(ev.reaction_added(critic, "-1", "C1", row["answer_ts"]))
-        await asyncio.sleep(0.5)
+        await bot.settled()  # every reaction and correction recorded
 
         report = await run_cycle(configured, bot.services.index.db, force=True)
         assert report.status == "promoted", report.summary()

@@ -24,12 +24,12 @@ from training.cycle import run_cycle
 from core.registry import AdapterRegistry
 from core.vllm_adapters import VLLMAdapters
 
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]  # about 4 minutes alone on 2 cores
-QUESTIONS = 6
-# a dozen of the pairs six corrections give (about 70): a real adapter trained on two cores in about 3 minutes
-SHORT_TRAINING = {"train_epochs": 1.0, "train_max_length": 1024, "train_learning_rate": 2e-4, "train_max_pairs": 12}
-# one epoch on 12 pairs is no test of quality (bench/learning_loop.py is; tests/training/test_cycle.py tests the
-# gate): the swap is tested here
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]  # about 3 minutes alone on 2 cores
+QUESTIONS = 4
+# four of the pairs four corrections give (about 45): one optimizer step of a real adapter, about a minute on two cores
+SHORT_TRAINING = {"train_epochs": 1.0, "train_max_length": 1024, "train_learning_rate": 2e-4, "train_max_pairs": 4}
+# one step is no test of quality (bench/learning_loop.py is; tests/training/test_cycle.py tests the gate): the swap
+# of a trained adapter is tested here
 NO_GATE = {"gate_answers": False, "gate_min_accuracy_delta": -1.0, "gate_min_margin_delta": -1e6}
 
 
@@ -57,7 +57,7 @@ async def test_the_default_model_answers_learns_and_serves_what_it_learnt(
             await bot.post(ev.channel_message("U2", "C1", f"Actually: {fact}. See [{right['n']}].",
                                               thread_ts=question["ts"]))  # fmt: skip
             await bot.confirm_correction("U2", question["ts"])  # its author says Yes when asked
-        await asyncio.sleep(0.5)
+        await bot.settled()  # every reaction and correction recorded
 
         # the cycle trains on the corrections; the swap checks the served adapter while people keep asking
         async def traffic() -> list[int]:
