@@ -32,6 +32,7 @@ async def test_feedback_trains_an_adapter_that_serves_the_next_answer(
         settings, slack, llm_base_url=vllm_url, llm_max_tokens=16, llm_temperature=0.0, prompt_max_chars=1200,
         data_dir=tmp_path, base_model=str(tiny_model), vllm_urls=[vllm_url], train_min_new_pairs=1,
         train_learning_rate=5e-3, train_epochs=4, train_batch_size=4, train_gradient_accumulation=1,
+        train_max_pairs=48,  # some of the pairs: the cycle takes one of each prompt first, and these are tested
         gate_answers=False, train_max_length=1024, lora_rank=8, lora_alpha=16, adapter_unload_grace_seconds=0,
     )
     async with running_bot(configured, slack, embedder) as bot:
@@ -62,7 +63,7 @@ async def test_feedback_trains_an_adapter_that_serves_the_next_answer(
 
         # and the served model now prefers the corrected answers of the prompts it was trained on
         snapshot = await latest_snapshot(bot.services.index.db)
-        trained = (await load_pairs(bot.services.index.db, snapshot.id, "train"))[:8]
+        trained = (await load_pairs(bot.services.index.db, snapshot.id, "train", configured.train_max_pairs))[:8]
         try:
             before = await served_margin(vllm_url, configured.llm_model, trained, base_model=str(tiny_model))
             after = await served_margin(vllm_url, adapter, trained, base_model=str(tiny_model))
