@@ -1,5 +1,6 @@
 """Shared fixtures: one real PostgreSQL per test session (embedded, or DATABASE_URL), a fresh database per
-module, the bundled embedding model, and an environment with no Slack/wikibot settings leaking in."""
+module (or a copy of one holding the sample wiki, ingested once), the bundled embedding model, and an environment
+with no Slack/wikibot settings leaking in."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import os
 import uuid
 import warnings
 from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import psycopg
@@ -15,7 +17,7 @@ import pytest
 from core.config import Settings
 from retrieval.embed import Embedder
 from retrieval.index import WikiIndex
-from retrieval.sample import SAMPLE_WIKI
+from retrieval.sample import SAMPLE_WIKI, ingest_sample_wiki
 
 warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
 
@@ -49,15 +51,43 @@ def _with_database(url: str, name: str) -> str:
     return psycopg.conninfo.make_conninfo(**info)
 
 
+@contextmanager
+def fresh_database(server_url: str, template: str | None = None) -> Iterator[str]:
+    """A new database on the server (a copy of `template` when given), dropped afterwards."""
+    name = f"wikibot_test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(server_url, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"' + (f' TEMPLATE "{template}"' if template else ""))
+    yield _with_database(server_url, name)
+    with psycopg.connect(server_url, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
 @pytest.fixture(scope="module")
 def database_url(pg_server_url: str) -> Iterator[str]:
     """A database of its own for each test module, dropped afterwards."""
-    name = f"wikibot_test_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(pg_server_url, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    yield _with_database(pg_server_url, name)
-    with psycopg.connect(pg_server_url, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with fresh_database(pg_server_url) as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+async def sample_wiki_template(
+    pg_server_url: str, embedder: Embedder, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[str]:
+    """A database with the sample wiki ingested, once per session: modules that need it get a copy
+    (`sample_wiki_url`), which PostgreSQL makes in well under a second instead of embedding the wiki again."""
+    with fresh_database(pg_server_url) as url:
+        settings = Settings(data_dir=tmp_path_factory.mktemp("sample-wiki"), database_url=url)
+        async with WikiIndex.open(settings, embedder=embedder) as index:
+            reports = await ingest_sample_wiki(index)
+        assert not any(r.failed for r in reports), reports
+        yield psycopg.conninfo.conninfo_to_dict(url)["dbname"]
+
+
+@pytest.fixture(scope="module")
+def sample_wiki_url(pg_server_url: str, sample_wiki_template: str) -> Iterator[str]:
+    """A database of the module's own that already holds the sample wiki."""
+    with fresh_database(pg_server_url, template=sample_wiki_template) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")

@@ -9,14 +9,19 @@ import pytest
 from core.config import Settings
 from retrieval.embed import Embedder
 from retrieval.index import WikiIndex
-from retrieval.sample import ingest_sample_wiki, sample_spaces
+from retrieval.sample import sample_spaces
 from loopback.bot_harness import RunningBot, running_bot, slack_settings
 from loopback.slack_api import FakeSlackAPI
 
 
 @pytest.fixture(scope="module")
+def database_url(sample_wiki_url: str) -> str:
+    """Every flow here runs on a copy of the sample wiki's database."""
+    return sample_wiki_url
+
+
+@pytest.fixture(scope="module")
 async def wiki(index: WikiIndex) -> WikiIndex:
-    await ingest_sample_wiki(index)
     return index
 
 

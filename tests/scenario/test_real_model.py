@@ -26,8 +26,8 @@ from core.vllm_adapters import VLLMAdapters
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]  # about 3 minutes alone on 2 cores
 QUESTIONS = 4
-# four of the pairs four corrections give (about 45): one optimizer step of a real adapter, about a minute on two cores
-SHORT_TRAINING = {"train_epochs": 1.0, "train_max_length": 1024, "train_learning_rate": 2e-4, "train_max_pairs": 4}
+# two of the pairs four corrections give (about 45): one optimizer step of a real adapter, half a minute on two cores
+SHORT_TRAINING = {"train_epochs": 1.0, "train_max_length": 1024, "train_learning_rate": 2e-4, "train_max_pairs": 2}
 # one step is no test of quality (bench/learning_loop.py is; tests/training/test_cycle.py tests the gate): the swap
 # of a trained adapter is tested here
 NO_GATE = {"gate_answers": False, "gate_min_accuracy_delta": -1.0, "gate_min_margin_delta": -1e6}
