@@ -282,12 +282,12 @@ class Settings(BaseSettings):
         "of the memory for about a third more compute.",
     )
     train_mmap_threshold_mb: float = Field(
-        default=8.0,
+        default=4.0,
         ge=0,
         description="On a CPU, tensors of at least this many MB get memory of their own, given back to the system "
         "when freed (glibc's mmap threshold, fixed); smaller ones come from the heap, which keeps what is freed. "
         "Measured on 1,000-token pairs in float32 on 2 cores: 0 (glibc's own, rising to 32 MB) 4.8 GB at 19.7 s a "
-        "pair; 8: 4.0 GB, 21.5 s; 4: 2.2 GB, 27.1 s; 0.125: 1.8 GB, about 28 s. 0: glibc's own.",
+        "pair; 8: 4.0 GB, 21.5 s; 6: 4.0 GB, 24 s; 4: 2.2 GB, 27.1 s; 0.125: 1.8 GB, about 28 s. 0: glibc's own.",
     )
     train_max_memory_gb: float | None = Field(
         default=None,
