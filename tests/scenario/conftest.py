@@ -21,7 +21,8 @@ def database_url(sample_wiki_url: str) -> str:
 
 
 @pytest.fixture(scope="module")
-async def wiki(index: WikiIndex) -> WikiIndex:
+def wiki(index: WikiIndex) -> WikiIndex:
+    """The module's index, which holds the sample wiki (`database_url` above)."""
     return index
 
 
