@@ -25,8 +25,6 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[0] = str(ROOT)  # as a script, bench/ would come first
 
-import torch  # noqa: E402
-
 from bench.report import table  # noqa: E402
 from bot.sources import number_sources  # noqa: E402
 from core.config import Settings  # noqa: E402
@@ -35,7 +33,7 @@ from retrieval.index import WikiIndex  # noqa: E402
 from retrieval.sample import SAMPLE_BASE_URL, LabelledQuestion, ingest_sample_wiki, labelled_questions  # noqa: E402
 from training.answer_quality import check_answer  # noqa: E402
 from training.default_model import prepare_default_model  # noqa: E402
-from training.gate import load_model, prompt_ids  # noqa: E402
+from training.gate import generate_answers, load_model, padding_id, prompt_ids, sequence_logps  # noqa: E402
 
 Messages = list[dict[str, str]]
 EXAMPLE = [  # a made-up exchange, about no page of any wiki, in the format asked for
@@ -91,25 +89,17 @@ def likeliest_citation(model: Any, tokenizer: Any, prompt: list[int], answer: st
     """The source number the model finds likeliest to cite at the end of its own answer: " [n]." scored for
     each n after the answer (its final full stop taken off)."""
     prefix = prompt + tokenizer(answer.rstrip().removesuffix("."), add_special_tokens=False)["input_ids"]
-    scores = []
-    for n in range(1, sources + 1):
-        cited = tokenizer(f" [{n}].", add_special_tokens=False)["input_ids"]
-        with torch.no_grad():
-            logits = model(torch.tensor([prefix + cited])).logits[0, len(prefix) - 1 : -1]
-        scores.append(logits.log_softmax(-1).gather(1, torch.tensor(cited)[:, None]).sum().item())
+    cited = [tokenizer(f" [{n}].", add_special_tokens=False)["input_ids"] for n in range(1, sources + 1)]
+    scores = sequence_logps(model, [(prefix, c) for c in cited], padding_id(tokenizer))
     return 1 + max(range(sources), key=scores.__getitem__)
 
 
 def run(model: Any, tokenizer: Any, cases: list[tuple[LabelledQuestion, list[Source]]], variant: str,
         tokens: int, show: int) -> dict[str, float]:  # fmt: skip
     counts: dict[str, list[bool]] = {m: [] for m in (*MEASURES, *FORCED)}
-    for i, (question, sources) in enumerate(cases):
-        messages = VARIANTS[variant](build_messages(question.question, sources))
-        ids = torch.tensor([prompt_ids(tokenizer, messages)])
-        with torch.no_grad():
-            out = model.generate(ids, do_sample=False, max_new_tokens=tokens,
-                                 pad_token_id=tokenizer.pad_token_id or tokenizer.eos_token_id)  # fmt: skip
-        answer = tokenizer.decode(out[0, ids.shape[1] :], skip_special_tokens=True)
+    prompts = [VARIANTS[variant](build_messages(question.question, sources)) for question, sources in cases]
+    answers = generate_answers(model, tokenizer, prompts, tokens)
+    for i, ((question, sources), messages, answer) in enumerate(zip(cases, prompts, answers, strict=True)):
         check = check_answer(answer, [s.as_dict() for s in sources], [page(s) for s in sources], question.pages,
                              [list(f) for f in question.facts])  # fmt: skip
         for measure in MEASURES:
@@ -117,7 +107,7 @@ def run(model: Any, tokenizer: Any, cases: list[tuple[LabelledQuestion, list[Sou
                 counts[measure].append(bool(value))
         gold = [page(s) in question.pages for s in sources]
         if any(gold):
-            chosen = likeliest_citation(model, tokenizer, ids[0].tolist(), answer, len(sources))
+            chosen = likeliest_citation(model, tokenizer, prompt_ids(tokenizer, messages), answer, len(sources))
             counts["made to cite: a gold source"].append(gold[chosen - 1])
             counts["made to cite: [1]"].append(chosen == 1)
             counts["chance of a gold source"].append(sum(gold) / len(gold))  # a share, averaged below

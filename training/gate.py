@@ -52,7 +52,7 @@ def decide(candidate: GateMetrics, active: GateMetrics, settings: Settings) -> G
     return GateDecision(False, f"below the gate: {figures}")
 
 
-def _pad_id(tokenizer: PreTrainedTokenizerBase) -> int:
+def padding_id(tokenizer: PreTrainedTokenizerBase) -> int:
     return tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
 
 
@@ -73,7 +73,7 @@ def completion_ids(
 
 
 @torch.no_grad()
-def _sequence_logps(model: torch.nn.Module, sequences: list[tuple[list[int], list[int]]], pad_id: int) -> list[float]:
+def sequence_logps(model: torch.nn.Module, sequences: list[tuple[list[int], list[int]]], pad_id: int) -> list[float]:
     """Sum of log p(completion token | everything before it) for each (prompt ids, completion ids).
 
     Left padding puts every completion at the end, so logits are computed only for the last positions
@@ -156,7 +156,7 @@ def generate_answers(
 ) -> list[str]:  # fmt: skip
     """Greedy answers (as vLLM gives them at temperature 0), a batch at a time, left-padded."""
     device = next(model.parameters()).device
-    pad_id = _pad_id(tokenizer)
+    pad_id = padding_id(tokenizer)
     answers: list[str] = []
     for start in range(0, len(prompts), EVAL_BATCH_SIZE):
         batch = [prompt_ids(tokenizer, p) for p in prompts[start : start + EVAL_BATCH_SIZE]]
@@ -174,8 +174,8 @@ def measure(model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase, pairs: l
     for pair in pairs:
         sequences.append(completion_ids(tokenizer, pair["prompt"], pair["chosen"]))
         sequences.append(completion_ids(tokenizer, pair["prompt"], pair["rejected"]))
-    pad_id = _pad_id(tokenizer)
-    logps = _sequence_logps(model, sequences, pad_id)
+    pad_id = padding_id(tokenizer)
+    logps = sequence_logps(model, sequences, pad_id)
     margins = [chosen - rejected for chosen, rejected in zip(logps[::2], logps[1::2], strict=True)]
     return GateMetrics(
         accuracy=sum(m > 0 for m in margins) / len(margins), mean_margin=sum(margins) / len(margins), n=len(margins),
