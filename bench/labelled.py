@@ -13,6 +13,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 HANDBOOK = ROOT.parent / "shared" / "corpora" / "18f-handbook"
 HANDBOOK_QUESTIONS = Path(__file__).resolve().parent / "questions" / "18f_handbook.jsonl"
+HANDBOOK_AGAIN = Path(__file__).resolve().parent / "questions" / "18f_handbook_again.jsonl"
 HANDBOOK_BASE_URL = "https://handbook.tts.gsa.gov/{path}/"
 SAMPLE_FOLLOWUPS = Path(__file__).resolve().parent / "questions" / "sample_followups.jsonl"
 FOLLOWUP_KINDS = ("elliptical", "switch")  # names no topic of its own / changes the thread's topic
@@ -32,6 +33,22 @@ class KindQuestion:
 def handbook_questions(path: Path = HANDBOOK_QUESTIONS) -> list[KindQuestion]:
     rows = map(json.loads, filter(str.strip, path.read_text(encoding="utf-8").splitlines()))
     return [KindQuestion(r["question"], tuple(r["pages"]), r["section"], r["kind"], r["split"]) for r in rows]
+
+
+@dataclass(frozen=True)
+class AskedAgain:
+    """A handbook question as another employee asks it later, in other words (same gold pages, kind and half)."""
+
+    question: str
+    original: str  # the question of 18f_handbook.jsonl it asks again
+    pages: tuple[str, ...]
+    kind: str
+    split: str
+
+
+def handbook_asked_again(path: Path = HANDBOOK_AGAIN) -> list[AskedAgain]:
+    rows = map(json.loads, filter(str.strip, path.read_text(encoding="utf-8").splitlines()))
+    return [AskedAgain(r["question"], r["original"], tuple(r["pages"]), r["kind"], r["split"]) for r in rows]
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,10 @@ Runs on demand, never in the tests, on a throwaway embedded PostgreSQL that is d
    the 18F handbook's (bench/questions/, when ../shared/corpora/18f-handbook is there and ingested whole),
    beside the naive stack (bench/naive.py); on the handbook per kind of question and per half (tune, held-out).
 5. Follow-ups in a thread on the sample wiki, searched alone and with the thread's earlier question.
+6. Feedback as relevance labels on the handbook: each question's answer logged and corrected in the form with its
+   gold page's source (where search gave it one), the labels refreshed as the scheduler does, then new questions
+   and the same questions asked again in other words (bench/questions/18f_handbook_again.jsonl) searched with
+   labels at several similarity thresholds and without: first with corrections on the tune half only, then on all.
 """
 
 from __future__ import annotations
@@ -40,9 +44,11 @@ from psycopg import sql  # noqa: E402
 
 from bench import naive, report  # noqa: E402
 from bench.labelled import (  # noqa: E402
-    FOLLOWUP_KINDS, HANDBOOK, KINDS, SPLITS, handbook_questions, sample_followups,
+    FOLLOWUP_KINDS, HANDBOOK, KINDS, SPLITS, KindQuestion, handbook_asked_again, handbook_questions, sample_followups,
 )
+from core.answer_log import AnswerLog, AskContext, FeedbackLog, InteractionRecord  # noqa: E402
 from core.config import Settings  # noqa: E402
+from core.prompt import Source  # noqa: E402
 from retrieval.embed import Embedder  # noqa: E402
 from retrieval.index import WikiIndex  # noqa: E402
 from retrieval.ingest.chunking import SectionChunker  # noqa: E402
@@ -51,12 +57,16 @@ from retrieval.ingest.sources import HTML_SUFFIXES, MARKDOWN_SUFFIXES, load_sour
 from retrieval.models import embedding_input, sha256  # noqa: E402
 from retrieval.sample import SAMPLE_BASE_URL, SAMPLE_WIKI, ingest_sample_wiki, labelled_questions, sample_spaces  # noqa: E402
 from retrieval.store import WordLimits  # noqa: E402
+from training.labels import refresh_labels  # noqa: E402
 
 CORPORA = ROOT.parent / "shared" / "corpora"
 CORPUS_BASE_URLS = {"18f-handbook": "https://handbook.tts.gsa.gov/{path}/"}
 SYNTHETIC_SPACE = "synthetic"
 SEARCH_K = 6
 RECALL_K = 10
+# (similarity, weight) table 6 compares: WIKIBOT_SEARCH_LABEL_SIMILARITY and WIKIBOT_SEARCH_LABEL_WEIGHT
+LABEL_SETTINGS = tuple((similarity, weight) for weight in (1.0, 2.0) for similarity in (0.6, 0.65, 0.7))
+SCALE_LABELS = 5_000  # relevance labels present while search is timed at scale: years of corrections
 NOISE = 0.01  # per dimension of a synthetic vector: cosine about 0.98 to the vector without it
 NEIGHBOURS = 100  # a synthetic chunk's sentences are among one another's nearest this many
 TIE = 1e-3  # an approximate neighbour this close to the exact k-th one's distance counts (as in ann-benchmarks)
@@ -249,8 +259,11 @@ async def followup_quality(index: WikiIndex) -> list[list[object]]:
     return rows
 
 
-async def handbook_quality(settings: Settings, embedder: Embedder) -> tuple[list[list[object]], list[list[object]]]:
-    """Rows of the overall table and of the per-kind table for the 18F handbook's labelled questions."""
+async def handbook_quality(
+    settings: Settings, embedder: Embedder
+) -> tuple[list[list[object]], list[list[object]], list[list[object]]]:
+    """Rows of the overall table, the per-kind table and the relevance labels' table (6) for the 18F handbook's
+    labelled questions."""
     questions = [(q.question, q.pages, q.kind, q.split) for q in handbook_questions()]
     space = HANDBOOK.name
     async with WikiIndex.open(settings, embedder=embedder) as index:
@@ -258,6 +271,7 @@ async def handbook_quality(settings: Settings, embedder: Embedder) -> tuple[list
         methods = await naive_baselines(index, questions, [space], labels)
         for mode in ("vector", "text", "hybrid"):
             methods[f"wikibot {mode}"] = await ask(index, questions, [space], mode, labels)
+        label_rows = await label_quality(index, labels)
     name = f"18F handbook ({len(labels)} pages)"
     overall = [[name, "all", method, *scores(asked)] for method, asked in methods.items()]
     hybrid = methods["wikibot hybrid"]
@@ -267,7 +281,58 @@ async def handbook_quality(settings: Settings, embedder: Embedder) -> tuple[list
         for kind in KINDS
         for method in ("naive RRF of the two", "wikibot hybrid")
     ]
-    return overall, by_kind
+    return overall, by_kind, label_rows
+
+
+async def correct_answers(index: WikiIndex, questions: Sequence[KindQuestion], labels: dict[int, str]) -> int:
+    """Log the bot's sources for each question and a correction from the form picking its gold page's first
+    source, as a person would; return how many could (search gave the model a gold page)."""
+    corrected = 0
+    for q in questions:
+        hits = await index.search.search(q.question, spaces=[HANDBOOK.name])
+        sources = [Source.numbered(n, hit) for n, hit in enumerate(hits, start=1)]
+        right = next((s.n for s in sources if labels[s.page_id] in q.pages), None)
+        if right is None:
+            continue
+        interaction = await AnswerLog(index.db).log_interaction(InteractionRecord(
+            AskContext(source="cli", user_id="U1"), q.question, [{"role": "user", "content": q.question}],
+            [s.as_dict() for s in sources], "(the bot's answer)", "answered", [],
+        ))  # fmt: skip
+        feedback = FeedbackLog(index.db)
+        await feedback.save_modal_correction(interaction, "U2", "(the right answer)", right, [], str(interaction))
+        corrected += 1
+    return corrected
+
+
+async def label_quality(index: WikiIndex, labels: dict[int, str]) -> list[list[object]]:
+    """Table 6's rows: hybrid search without labels and with each of LABEL_SETTINGS, after corrections on the
+    tune half (new questions: the held-out half; asked again: the tune half's) and then on both halves."""
+    originals, again = handbook_questions(), handbook_asked_again()
+
+    def asked(rows: Sequence[KindQuestion]) -> list[tuple[str, Sequence[str], str, str]]:
+        return [(q.question, q.pages, q.kind, q.split) for q in rows]
+
+    phases = [
+        ("tune", [("new questions (held-out half)", asked([q for q in originals if q.split == "held-out"])),
+                  ("tune half asked again", asked([q for q in again if q.split == "tune"]))]),
+        ("held-out", [("held-out half asked again", asked([q for q in again if q.split == "held-out"])),
+                      ("all asked again", asked(again))]),
+    ]  # fmt: skip
+    rows: list[list[object]] = []
+    corrected = 0
+    for half, question_sets in phases:
+        corrected += await correct_answers(index, [q for q in originals if q.split == half], labels)
+        refreshed = await refresh_labels(index)
+        given = f"{corrected} corrections ({refreshed.labels} labels)"
+        for similarity, weight in ((None, None), *LABEL_SETTINGS):
+            update = {"search_feedback": similarity is not None, "search_label_similarity": similarity or 1,
+                      "search_label_weight": weight or 1}  # fmt: skip
+            settings = index.settings.model_copy(update=update)
+            async with WikiIndex.open(settings, db=index.db, embedder=index.embedder) as searched:
+                for name, questions in question_sets:
+                    found = await ask(searched, questions, [HANDBOOK.name], "hybrid", labels)
+                    rows.append([given, name, similarity or "off", weight or "", *scores(found)])
+    return rows
 
 
 # --- synthetic chunks for scale -------------------------------------------------------------------------
@@ -413,7 +478,9 @@ async def latencies(index: WikiIndex, questions: Sequence[str], passes: int) -> 
     words = WordLimits(settings.fulltext_word_share, settings.fulltext_max_matches)
     for question in questions:  # warm-up: model, pool, caches
         await index.search.search(question, k=SEARCH_K)
-    times: dict[str, list[float]] = {"search (total)": [], "query embedding": [], "vector SQL": [], "text SQL": []}
+    times: dict[str, list[float]] = {
+        "search (total)": [], "query embedding": [], "vector SQL": [], "text SQL": [], "labels SQL": []
+    }
     for _ in range(passes):
         for question in questions:
             started = time.perf_counter()
@@ -432,7 +499,43 @@ async def latencies(index: WikiIndex, questions: Sequence[str], passes: int) -> 
             started = time.perf_counter()
             await store.text_ranking(conn, question, settings.search_candidates, None, words)
             times["text SQL"].append(time.perf_counter() - started)
+            started = time.perf_counter()
+            await store.label_ranking(conn, vector, settings.search_label_similarity, settings.search_candidates, None)
+            times["labels SQL"].append(time.perf_counter() - started)
     return times
+
+
+async def add_labels(
+    index: WikiIndex, vectors: Sequence[Sequence[float]], count: int, noise: np.random.Generator
+) -> list[int]:
+    """`count` relevance labels as years of accepted corrections would leave, each on an answer and a correction
+    of its own: questions near the timed ones (their vectors with NOISE * 6 per dimension: cosine about 0.65, so
+    about half of them reach a question), each labelling a chunk of the sample wiki. Returns the answers' ids."""
+    base = np.asarray(vectors, dtype=np.float32)
+    near = base[noise.integers(len(base), size=count)] + noise.normal(0, NOISE * 6, (count, base.shape[1]))
+    near /= np.linalg.norm(near, axis=1, keepdims=True)
+    async with index.db.connection() as conn, conn.transaction():
+        cur = await conn.execute("SELECT page_id, url FROM chunks WHERE space = ANY(%s)", (sample_spaces(),))
+        chunks = await cur.fetchall()
+        cur = await conn.execute(
+            "INSERT INTO interactions (source, question, prompt_messages, sources, answer, status) SELECT 'cli',"
+            " 'a question', '[]', '[]', 'an answer', 'answered' FROM generate_series(1, %s) RETURNING id",
+            (count,),
+        )
+        answers = [row[0] for row in await cur.fetchall()]
+        cur = await conn.execute(
+            "INSERT INTO feedback (interaction_id, user_id, kind, via, text, confirmed_by, confirmed_at)"
+            " SELECT unnest(%s::bigint[]), 'U1', 'correction', 'modal', 'a correction', 'U1', now() RETURNING id",
+            (answers,),
+        )
+        rows = [(f, *chunks[i % len(chunks)], v) for i, (f, v) in enumerate(zip(await cur.fetchall(), near))]
+        async with conn.cursor() as cur:
+            await cur.executemany(
+                "INSERT INTO search_labels (feedback_id, page_id, url, question, embedding)"
+                " VALUES (%s, %s, %s, 'a question', %s)",
+                [(f[0], page, url, v) for f, page, url, v in rows],
+            )
+    return answers
 
 
 async def hnsw_recall(index: WikiIndex, vectors: Sequence[Sequence[float]]) -> tuple[float, float]:
@@ -482,7 +585,7 @@ async def _run(plan: Plan, tmp: Path, server_url: str) -> None:
         quality_rows = await sample_quality(index, f"sample wiki ({await chunk_count(index):,} chunks)")
         followup_rows = await followup_quality(index)
         handbook = corpora.get(HANDBOOK / "pages") if plan.corpus_pages is None else None
-        handbook_rows, kind_rows = await handbook_quality(handbook, embedder) if handbook else ([], [])
+        handbook_rows, kind_rows, label_rows = await handbook_quality(handbook, embedder) if handbook else ([], [], [])
         latency_rows, recall_rows = await at_scale(index, plan, list(corpora)) if plan.sizes else ([], [])
         if plan.sizes:
             quality_rows += await sample_quality(index, f"{await chunk_count(index):,} chunks, sample spaces")
@@ -511,8 +614,18 @@ async def _run(plan: Plan, tmp: Path, server_url: str) -> None:
             ["kind", "method", "n", "recall@1", "recall@5", "MRR"],
             kind_rows,
         )
+    if label_rows:
+        table(
+            "6. Feedback as relevance labels on the 18F handbook (hybrid search): each question's answer corrected"
+            " in the form with its gold page's source, labels refreshed, then searched with labels from questions"
+            " at least this similar, weighed so in the fusion, and without (off); corrections on the tune half"
+            " first, then on both",
+            ["corrections", "questions", "similarity", "weight", "n", "recall@1", "recall@5", "MRR", "in prompt",
+             "pages in prompt"],
+            label_rows,
+        )
     table(
-        f"6. Follow-ups in a thread on the sample wiki ({len(sample_followups())}, bench/questions/): elliptical ones"
+        f"7. Follow-ups in a thread on the sample wiki ({len(sample_followups())}, bench/questions/): elliptical ones"
         " name no topic of their own, switches change it",
         ["kind", "method", "n", "recall@1", "recall@5", "MRR", "in prompt", "pages in prompt"],
         followup_rows,
@@ -552,6 +665,7 @@ async def at_scale(
     )
     questions = [q.question for q in labelled_questions()]
     query_vectors = [embedder.embed_query(q) for q in questions]
+    labelled = await add_labels(index, query_vectors, SCALE_LABELS, noise)
     latency_rows: list[list[object]] = []
     recall_rows: list[list[object]] = []
     next_page, real_left = 0, plan.real_embedded
@@ -567,6 +681,8 @@ async def at_scale(
         times = await latencies(index, questions, plan.passes)
         latency_rows += [[f"{total:,}", part, len(t), *percentiles_ms(t)] for part, t in times.items()]
         recall_rows.append([f"{total:,}", len(query_vectors), *await hnsw_recall(index, query_vectors)])
+    async with index.db.connection() as conn:  # the labels go with their answers: quality is measured without
+        await conn.execute("DELETE FROM interactions WHERE id = ANY(%s)", (labelled,))
     return latency_rows, recall_rows
 
 

@@ -166,8 +166,10 @@ class Answerer:
         return fitted, messages
 
     def _relevant(self, hits: Sequence[SearchHit]) -> list[SearchHit]:
-        """Hits a full-text search matched, or close enough in meaning; the rest is noise, not an answer."""
-        return [h for h in hits if "text" in h.ranks or (h.similarity or 0) >= self.settings.min_similarity]
+        """Hits a full-text search matched, a correction named right for a question like it, or close enough in
+        meaning; the rest is noise, not an answer."""
+        floor = self.settings.min_similarity
+        return [h for h in hits if h.ranks.keys() & {"text", "feedback"} or (h.similarity or 0) >= floor]
 
     async def _generate(
         self, messages: list[dict[str, str]], adapter: ServedAdapter | None, on_token: TokenSink | None

@@ -59,6 +59,15 @@ WHERE retracted_at IS NULL AND interaction_id = ANY(%(ids)s::bigint[])
     AND (kind = 'comment' OR id IN ({_ACCEPTED}))
 ORDER BY id
 """
+# Accepted corrections with the question and sources of the answer they correct: what search learns from
+# (training/labels.py). Not those on a follow-up in a thread, whose question means little alone ("and on Plus?").
+_CORRECTED = f"""
+SELECT f.id, f.interaction_id, f.user_id, f.kind, f.value, f.text, f.source_n, i.question, i.sources
+FROM feedback f JOIN interactions i ON i.id = f.interaction_id
+WHERE f.id IN ({_ACCEPTED}) AND i.status = 'answered'
+    AND NOT jsonb_path_exists(i.prompt_messages, '$[*] ? (@.role == "assistant")')
+ORDER BY f.id
+"""
 # Corrections left out, by why: the snapshot's stats say how many wait for their author or a reviewer.
 _WITHHELD = """
 SELECT count(*) FILTER (WHERE status = 'unconfirmed'), count(*) FILTER (WHERE status = 'pending'),
@@ -200,6 +209,16 @@ class FeedbackItem:
 
 
 @dataclass(frozen=True)
+class Corrected:
+    """An accepted correction with the question it answers and the sources the corrected answer had (as logged:
+    n, chunk_id, page_id, title, section, url, text)."""
+
+    correction: FeedbackItem
+    question: str
+    sources: list[dict[str, Any]]
+
+
+@dataclass(frozen=True)
 class TrainingFeedback:
     """What training may learn from now: the answers to prompts with feedback, the feedback standing on them, and
     how many corrections wait or were turned down (`WITHHELD_STATS`)."""
@@ -325,6 +344,12 @@ class AnswerLog:
         cur = await conn.execute(_WITHHELD)
         withheld = dict(zip(WITHHELD_STATS, await cur.fetchone() or (0, 0, 0), strict=True))
         return TrainingFeedback(answers, feedback, withheld)
+
+    async def accepted_corrections(self) -> list[Corrected]:
+        """Every accepted correction standing now, oldest first, but those on follow-ups in a thread (_CORRECTED)."""
+        async with self.db.connection() as conn:
+            cur = await conn.execute(_CORRECTED)
+            return [Corrected(FeedbackItem(*row[:7]), row[7], row[8]) for row in await cur.fetchall()]
 
     async def purge_user(self, user: str, forget: ForgetCopies) -> Purged:
         """Delete a person's questions (with all feedback on them) and their feedback on other answers; take every

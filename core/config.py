@@ -82,6 +82,25 @@ class Settings(BaseSettings):
         description="Reciprocal rank fusion constant: a chunk scores 1 / (k + rank) in each ranking; smaller k trusts "
         "the first places of each more.",
     )
+    search_feedback: bool = Field(
+        default=True,
+        description="Rank higher the sources people's accepted corrections named right for questions like this one "
+        "(labels refreshed from the feedback by the scheduler, or `wikibot labels`).",
+    )
+    search_label_similarity: float = Field(
+        default=0.65,
+        gt=0,
+        le=1,
+        description="How alike (cosine similarity of the embeddings) an earlier corrected question must be for its "
+        "right source to count for a new one. Chosen with all-MiniLM-L6-v2 on the 18F handbook (README, "
+        "Benchmarks): 0.6 also matched questions about other pages; another embedding model needs its own.",
+    )
+    search_label_weight: float = Field(
+        default=2.0,
+        gt=0,
+        description="What the sources corrections named right weigh in the fusion, against 1 for each of the "
+        "vector and full-text rankings: at 2 a labelled source counts as much as one both rank first.",
+    )
     hnsw_ef_search: int = Field(default=100, ge=1, description="pgvector hnsw.ef_search (recall/speed trade-off).")
     fulltext_word_share: float = Field(
         default=0.05,

@@ -79,3 +79,13 @@ class SearchHit(CitableChunk):
             "ranks": self.ranks,
             "similarity": self.similarity,
         }
+
+
+@dataclass(frozen=True)
+class RelevanceLabel:
+    """A person's word that `url` (a section of page `page_id`) was the right source for `question`."""
+
+    feedback_id: int
+    question: str
+    page_id: int
+    url: str

@@ -9,17 +9,19 @@ T = TypeVar("T", bound=Hashable)
 
 
 def reciprocal_rank_fusion(
-    rankings: Mapping[str, Sequence[Hashable]], k: int = 60
+    rankings: Mapping[str, Sequence[Hashable]], k: int = 60, weights: Mapping[str, float] | None = None
 ) -> list[tuple[Hashable, float, dict[str, int]]]:
-    """Fuse named rankings (best first) into one: score = sum of 1 / (k + rank), rank counted from 1.
+    """Fuse named rankings (best first) into one: score = sum of weight / (k + rank), rank counted from 1, a
+    ranking's weight 1 unless `weights` names it.
 
     Returns (id, score, {ranking name: rank}) best first; ties keep the order of first appearance.
     """
     scores: dict[Hashable, float] = {}
     ranks: dict[Hashable, dict[str, int]] = {}
     for name, ranking in rankings.items():
+        weight = (weights or {}).get(name, 1.0)
         for rank, item in enumerate(ranking, start=1):
-            scores[item] = scores.get(item, 0.0) + 1.0 / (k + rank)
+            scores[item] = scores.get(item, 0.0) + weight / (k + rank)
             ranks.setdefault(item, {})[name] = rank
     order = sorted(scores, key=lambda item: -scores[item])
     return [(item, scores[item], ranks[item]) for item in order]

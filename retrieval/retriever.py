@@ -49,6 +49,8 @@ class WikiSearch:
             spaces=spaces,
             mode=mode,
             in_thread=in_thread,
+            label_similarity=self.settings.search_label_similarity if self.settings.search_feedback else None,
+            label_weight=self.settings.search_label_weight,
         )
 
     def _embedded(self, text: str, mode: str) -> asyncio.Task[list[float]] | None:

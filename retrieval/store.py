@@ -10,7 +10,7 @@ from psycopg import AsyncConnection, sql
 from psycopg.rows import dict_row
 
 from core.db import Database
-from retrieval.models import Chunk, SearchHit, SourcePage, embedding_input
+from retrieval.models import Chunk, RelevanceLabel, SearchHit, SourcePage, embedding_input
 from retrieval.rank import reciprocal_rank_fusion, spread_over_pages
 
 _HNSW_INDEX = "chunks_embedding_hnsw"
@@ -63,6 +63,19 @@ FROM found AS f JOIN idf AS i USING (word) LEFT JOIN fulltext_stats AS s ON true
 WHERE true {where}
 GROUP BY f.id ORDER BY r DESC, f.id LIMIT %(n)s
 """
+# Chunks that people's corrections named as the right source for questions like this one (migration 0010), the
+# label of the most similar question first: per label, its section's chunk (the first if the section was split),
+# or the page's first chunk if the section is gone.
+_LABEL_RANKING = """
+SELECT c.id FROM (
+    SELECT page_id, url, max(1 - (embedding <=> %(v)s)) AS similarity FROM search_labels
+    WHERE 1 - (embedding <=> %(v)s) >= %(similarity)s GROUP BY page_id, url
+) AS l
+CROSS JOIN LATERAL (
+    SELECT id FROM chunks c WHERE c.page_id = l.page_id {where} ORDER BY c.url = l.url DESC, c.position LIMIT 1
+) AS c
+ORDER BY l.similarity DESC, c.id LIMIT %(n)s
+"""
 _HIT_COLUMNS = "c.id AS chunk_id, c.page_id, c.space, c.title, c.section, c.url, c.text"
 
 
@@ -99,6 +112,7 @@ class WikiStore:
         async with self.db.connection() as conn, conn.transaction():
             await conn.execute(sql.SQL("DROP INDEX IF EXISTS {}").format(sql.Identifier(_HNSW_INDEX)))
             await conn.execute("UPDATE chunks SET embedding = NULL")
+            await conn.execute("DELETE FROM search_labels")  # embedded by the old model: rebuilt by the next refresh
             await conn.execute(
                 sql.SQL("ALTER TABLE chunks ALTER COLUMN embedding TYPE vector({})").format(sql.Literal(dimensions))
             )
@@ -217,6 +231,38 @@ class WikiStore:
             pages, chunks, unembedded = await cur.fetchone()  # type: ignore[misc]
         return {"pages": pages, "chunks": chunks, "unembedded": unembedded}
 
+    # --- relevance labels (what corrections said was the right source) ---------------------------
+    async def replace_labels(self, labels: Sequence[RelevanceLabel], vectors: Sequence[Sequence[float]]) -> int:
+        """Make these the labels search uses, each with its question's embedding; return how many were kept
+        (those of pages since deleted are not)."""
+        async with self.db.connection() as conn, conn.transaction():
+            await conn.execute("LOCK TABLE search_labels IN EXCLUSIVE MODE")  # one refresh at a time; reads go on
+            await conn.execute("DELETE FROM search_labels")
+            async with conn.cursor() as cur:
+                await cur.executemany(
+                    "INSERT INTO search_labels (feedback_id, page_id, url, question, embedding)"
+                    " SELECT %s, id, %s, %s, %s FROM pages WHERE id = %s ON CONFLICT DO NOTHING",
+                    [
+                        (label.feedback_id, label.url, label.question, np.asarray(v, dtype=np.float32), label.page_id)
+                        for label, v in zip(labels, vectors, strict=True)
+                    ],
+                )
+            cur = await conn.execute("SELECT count(*) FROM search_labels")
+            (kept,) = await cur.fetchone()  # type: ignore[misc]
+        return kept
+
+    async def label_ranking(
+        self, conn: AsyncConnection, vector: Sequence[float], similarity: float, limit: int,
+        spaces: Sequence[str] | None,
+    ) -> list[int]:
+        """Chunk ids that corrections named right for questions at least `similarity` alike (_LABEL_RANKING)."""
+        where, params = _space_filter(spaces)
+        cur = await conn.execute(
+            _LABEL_RANKING.format(where=where),  # `space` is the chunk's: labels have none
+            {"v": np.asarray(vector, dtype=np.float32), "similarity": similarity, "n": limit, **params},
+        )
+        return [row[0] for row in await cur.fetchall()]
+
     # --- search -------------------------------------------------------------------------------
     async def vector_ranking(
         self, conn: AsyncConnection, vector: Sequence[float], limit: int, spaces: Sequence[str] | None
@@ -254,11 +300,15 @@ class WikiStore:
         spaces: Sequence[str] | None = None,
         mode: str = "hybrid",
         in_thread: tuple[str, Awaitable[Sequence[float]] | None] | None = None,
+        label_similarity: float | None = None,
+        label_weight: float = 1.0,
     ) -> list[SearchHit]:
         """Vector and full-text candidates fused by reciprocal rank; `mode` may pick one of them alone. With
         `per_page`, at most that many of the k hits come from one page while other pages are found. With
         `in_thread` (the query with the thread's earlier question, and its embedding), that is ranked the same
-        ways and fused too: a follow-up that names no topic ("and on Premier?") finds the thread's.
+        ways and fused too: a follow-up that names no topic ("and on Premier?") finds the thread's. With
+        `label_similarity`, the sources corrections named right for questions at least that similar to this one
+        (by embedding) are a ranking of their own, fused too, with `label_weight`.
 
         `vector`, the query's embedding (None: no vector search), is awaited after the full-text query, so
         that the embedding can be computed while PostgreSQL runs it.
@@ -267,15 +317,24 @@ class WikiStore:
         similarity: dict[int, float] = {}
         async with self.db.connection() as conn:
             queries = [("", query, vector)] + ([("thread ", *in_thread)] if in_thread else [])
+            labelled: list[int] = []
             for name, text_query, query_vector in queries:
+                text = None
                 if mode != "vector":
                     text = await self.text_ranking(conn, text_query, candidates, spaces, words)
-                    rankings[f"{name}text"] = [i for i, _ in text]
                 if query_vector is not None:
-                    nearest = dict(await self.vector_ranking(conn, await query_vector, candidates, spaces))
+                    embedding = await query_vector
+                    nearest = dict(await self.vector_ranking(conn, embedding, candidates, spaces))
                     rankings[f"{name}vector"] = list(nearest)
-                    similarity = nearest if not name else similarity  # the question's own, as reported
-            fused = reciprocal_rank_fusion(rankings, k=rrf_k)
+                    if not name:
+                        similarity = nearest  # the question's own, as reported
+                        if label_similarity is not None:
+                            labelled = await self.label_ranking(conn, embedding, label_similarity, candidates, spaces)
+                if text is not None:  # after the vector ranking: chunks the fusion ties keep the vector ranking's order
+                    rankings[f"{name}text"] = [i for i, _ in text]
+            if labelled:
+                rankings["feedback"] = labelled
+            fused = reciprocal_rank_fusion(rankings, k=rrf_k, weights={"feedback": label_weight})
             if per_page is not None:
                 ids = [i for i, _, _ in fused]
                 cur = await conn.execute("SELECT id, page_id FROM chunks WHERE id = ANY(%s)", (ids,))

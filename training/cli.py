@@ -1,4 +1,5 @@
-"""`wikibot pairs build|export`, `wikibot train`, `wikibot adapters list|promote|rollback`, `wikibot scheduler`:
+"""`wikibot pairs build|export`, `wikibot train`, `wikibot labels`, `wikibot adapters list|promote|rollback`,
+`wikibot scheduler`:
 the training part of the command line.
 
 Handlers import what they use when they run: `wikibot --help` and each command pay only for their own imports.
@@ -57,6 +58,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     adapters_sub.add_parser(
         "rollback", help="go back to the active adapter's parent (or the newest older one, or the base model)"
     ).set_defaults(handler=adapters_rollback)
+
+    sub.add_parser(
+        "labels", help="rebuild what search learns from accepted corrections (the scheduler does it every few minutes)"
+    ).set_defaults(handler=labels_command)
 
     scheduler = sub.add_parser("scheduler", help="run the training schedule (WIKIBOT_TRAIN_SCHEDULE) until interrupted")
     scheduler.add_argument("--port", type=int, default=None, help="port of /healthz (WIKIBOT_PORT, 3000)")
@@ -129,6 +134,17 @@ async def train_command(args: argparse.Namespace, settings: Settings) -> int:
         report = await run_cycle(settings, db, force=args.force)
     print(json.dumps(report.as_dict(), indent=2) if args.json else report.summary())
     return 1 if report.status == "failed" else 0
+
+
+async def labels_command(args: argparse.Namespace, settings: Settings) -> int:
+    from retrieval.index import WikiIndex
+    from training.labels import refresh_labels
+
+    async with WikiIndex.open(settings) as index:
+        refreshed = await refresh_labels(index)
+    print(f"search ranks higher the sources named right by {refreshed.labels} labels, "
+          f"from {refreshed.corrections} accepted corrections")  # fmt: skip
+    return 0
 
 
 async def adapters_list(args: argparse.Namespace, settings: Settings) -> int:

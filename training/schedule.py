@@ -3,6 +3,7 @@
 - `wikibot-train` on `WIKIBOT_TRAIN_SCHEDULE` (cron): one training cycle, then `reconcile`. Several scheduler
   processes may run it; the cycle's advisory lock lets only one train.
 - `wikibot-reconcile` every minute: put the active adapter back on a restarted vLLM, unload stale ones.
+- `wikibot-labels` every LABELS_SECONDS: rebuild what search learns from accepted corrections (training/labels.py).
 
 The jobs live in memory, bound to the settings they were built with (a job store in the database would pickle
 them, secrets included). What a stored job gave, a run missed while no scheduler was up, `catch_up` gives: at
@@ -24,9 +25,12 @@ from apscheduler.triggers.interval import IntervalTrigger
 from core.config import Settings
 from core.db import Database
 from core.health import database_check, healthz
+from retrieval.embed import Embedder
+from retrieval.index import WikiIndex
 from training.config import TrainingConfig
 from training.cycle import run_cycle
 from training.datasets import latest_snapshot
+from training.labels import refresh_labels
 from training.swap import AdapterSwap
 
 log = logging.getLogger(__name__)
@@ -34,6 +38,8 @@ log = logging.getLogger(__name__)
 TRAIN_JOB = "wikibot-train"
 RECONCILE_JOB = "wikibot-reconcile"
 RECONCILE_SECONDS = 60
+LABELS_JOB = "wikibot-labels"
+LABELS_SECONDS = 300
 MISFIRE_GRACE_SECONDS = 3600  # a run missed while no scheduler was up still starts within an hour
 _WEEKDAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")  # crontab numbering: 0 (and 7) is Sunday
 
@@ -64,6 +70,7 @@ class Jobs:
     def __init__(self, settings: Settings, db: Database) -> None:
         self.settings, self.db = settings, db
         self.swap = AdapterSwap.from_settings(settings, db)  # none configured: fails here, not every minute
+        self.embedder = Embedder.from_settings(settings)  # loaded at the first refresh, kept for the next
 
     async def train(self) -> None:
         report = await run_cycle(self.settings, self.db)
@@ -72,6 +79,11 @@ class Jobs:
 
     async def reconcile(self) -> None:
         await self.swap.reconcile()
+
+    async def labels(self) -> None:
+        async with WikiIndex.open(self.settings, db=self.db, embedder=self.embedder) as index:
+            refreshed = await refresh_labels(index)
+        log.debug("search labels: %d from %d accepted corrections", refreshed.labels, refreshed.corrections)
 
 
 def missed_run(trigger: CronTrigger, last_run: datetime | None, now: datetime) -> datetime | None:
@@ -111,6 +123,8 @@ def build_scheduler(settings: Settings, db: Database) -> AsyncIOScheduler:
     scheduler.add_job(jobs.train, trigger, id=TRAIN_JOB, name="train, gate and swap an adapter")
     scheduler.add_job(jobs.reconcile, IntervalTrigger(seconds=RECONCILE_SECONDS), id=RECONCILE_JOB,
                       name="reload the active adapter where vLLM lost it")  # fmt: skip
+    scheduler.add_job(jobs.labels, IntervalTrigger(seconds=LABELS_SECONDS), id=LABELS_JOB, next_run_time=datetime.now(),
+                      name="rebuild what search learns from accepted corrections")  # fmt: skip
     return scheduler
 
 

@@ -13,6 +13,14 @@ def test_scores_are_sum_of_reciprocal_ranks():
     assert fused["y"] == 1 / 2
 
 
+def test_a_weighted_ranking_counts_that_many_times():
+    rankings = {"vector": ["x", "y"], "text": ["x", "y"], "feedback": ["y"]}
+    assert [i for i, _, _ in reciprocal_rank_fusion(rankings, k=10)] == ["y", "x"]
+    assert [i for i, _, _ in reciprocal_rank_fusion(rankings, k=10, weights={"feedback": 0.1})] == ["x", "y"]
+    fused = dict((i, score) for i, score, _ in reciprocal_rank_fusion(rankings, k=10, weights={"feedback": 2}))
+    assert fused["y"] == 1 / 12 + 1 / 12 + 2 / 11
+
+
 def test_single_ranking_keeps_its_order_and_empty_is_empty():
     assert [i for i, _, _ in reciprocal_rank_fusion({"text": [5, 4, 9]})] == [5, 4, 9]
     assert reciprocal_rank_fusion({"vector": [], "text": []}) == []

@@ -144,3 +144,12 @@ async def test_hits_spread_over_pages(index: WikiIndex):
     capped = Counter(hit.page_id for hit in await index.search.search(question, k=6))
     assert index.settings.search_chunks_per_page == 2 and max(capped.values()) == 2
     assert len(capped) > len(per_page) and sum(capped.values()) == 6
+
+
+async def test_chunks_the_fusion_ties_keep_the_vector_rankings_order(index: WikiIndex):
+    """Chunks with the same fused score keep the vector ranking's order: here HomeShield Plus's liability cover, first
+    by meaning alone, ties with a collision claim's page, first by the words "personal", "liability" and "limit"
+    alone; the meaning is right."""
+    hits = await index.search.search("what personal liability limit comes with HomeShield Plus?", k=2)
+    assert [(h.ranks, h.score) for h in hits] == [({"vector": 1}, 1 / 11), ({"text": 1}, 1 / 11)]
+    assert found_at(hits[:1], ("products/homeshield-plus",)) == 1, hits[0].title

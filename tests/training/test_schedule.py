@@ -12,7 +12,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 from core.config import Settings
 from core.db import Database
 from training.datasets import build_snapshot
-from training.schedule import RECONCILE_JOB, TRAIN_JOB, build_scheduler, catch_up
+from training.schedule import LABELS_JOB, LABELS_SECONDS, RECONCILE_JOB, TRAIN_JOB, build_scheduler, catch_up
 
 
 @pytest.fixture(scope="module")
@@ -30,13 +30,14 @@ async def db(scheduled_settings: Settings) -> AsyncIterator[Database]:
 
 
 async def test_the_jobs_run_on_the_cron_schedule_and_every_minute(db: Database, scheduled_settings: Settings):
+    started = datetime.now().astimezone()
     scheduler = build_scheduler(scheduled_settings, db)
     scheduler.start(paused=True)
     try:
         jobs = {job.id: job for job in scheduler.get_jobs()}
     finally:
         scheduler.shutdown(wait=False)
-    assert set(jobs) == {TRAIN_JOB, RECONCILE_JOB}
+    assert set(jobs) == {TRAIN_JOB, RECONCILE_JOB, LABELS_JOB}
     train = jobs[TRAIN_JOB]
     assert isinstance(train.trigger, CronTrigger)
     fields = {f.name: str(f) for f in train.trigger.fields}
@@ -44,6 +45,9 @@ async def test_the_jobs_run_on_the_cron_schedule_and_every_minute(db: Database, 
     assert train.next_run_time.weekday() == 0 and (train.next_run_time.hour, train.next_run_time.minute) == (2, 30)
     assert (train.coalesce, train.max_instances, train.misfire_grace_time) == (True, 1, 3600)
     assert isinstance(jobs[RECONCILE_JOB].trigger, IntervalTrigger)
+    labels = jobs[LABELS_JOB]  # search learns from corrections minutes after they are accepted, from the start
+    assert labels.trigger.interval == timedelta(seconds=LABELS_SECONDS)
+    assert labels.next_run_time - started < timedelta(seconds=5)
 
 
 async def test_the_jobs_run_a_cycle_and_reconcile_with_the_settings_they_were_built_with(
@@ -56,7 +60,7 @@ async def test_the_jobs_run_a_cycle_and_reconcile_with_the_settings_they_were_bu
     scheduler.start(paused=True)
     try:
         for job in scheduler.get_jobs():
-            await job.func()  # nothing to train on, no vLLM reachable: both finish without raising
+            await job.func()  # nothing to train on or learn from, no vLLM reachable: all finish without raising
     finally:
         scheduler.shutdown(wait=False)
     async with db.connection() as conn:
