@@ -14,6 +14,7 @@ from retrieval.models import Chunk, RelevanceLabel, SearchHit, SourcePage, embed
 from retrieval.rank import reciprocal_rank_fusion, spread_over_pages
 
 _HNSW_INDEX = "chunks_embedding_hnsw"
+_LABELS_HNSW_INDEX = "search_labels_embedding_hnsw"
 # Full-text ranking ORs the question's stemmed words (questions rarely match every word), so a common word
 # matches much of the wiki and ranking all of it would be slow. Only the rarer words pick the chunks to
 # rank (`WordLimits`): the rarest word, then those in at most `share` of the chunks, rarest first, while
@@ -66,10 +67,14 @@ GROUP BY f.id ORDER BY r DESC, f.id LIMIT %(n)s
 # Chunks that people's corrections named as the right source for questions like this one (migration 0010), the
 # label of the most similar question first: per label, its section's chunk (the first if the section was split),
 # or the page's first chunk if the section is gone.
+# The nearest labels come through the HNSW index, then those alike enough count.
 _LABEL_RANKING = """
 SELECT c.id FROM (
-    SELECT page_id, url, max(1 - (embedding <=> %(v)s)) AS similarity FROM search_labels
-    WHERE 1 - (embedding <=> %(v)s) >= %(similarity)s GROUP BY page_id, url
+    SELECT page_id, url, max(similarity) AS similarity FROM (
+        SELECT page_id, url, 1 - (embedding <=> %(v)s) AS similarity FROM search_labels
+        ORDER BY embedding <=> %(v)s LIMIT %(n)s
+    ) AS nearest
+    WHERE similarity >= %(similarity)s GROUP BY page_id, url
 ) AS l
 CROSS JOIN LATERAL (
     SELECT id FROM chunks c WHERE c.page_id = l.page_id {where} ORDER BY c.url = l.url DESC, c.position LIMIT 1
@@ -110,23 +115,28 @@ class WikiStore:
         if await self.embedding_model() == (model, dimensions):
             return False
         async with self.db.connection() as conn, conn.transaction():
-            await conn.execute(sql.SQL("DROP INDEX IF EXISTS {}").format(sql.Identifier(_HNSW_INDEX)))
+            for index in (_HNSW_INDEX, _LABELS_HNSW_INDEX):
+                await conn.execute(sql.SQL("DROP INDEX IF EXISTS {}").format(sql.Identifier(index)))
             await conn.execute("UPDATE chunks SET embedding = NULL")
             await conn.execute("DELETE FROM search_labels")  # embedded by the old model: rebuilt by the next refresh
-            await conn.execute(
-                sql.SQL("ALTER TABLE chunks ALTER COLUMN embedding TYPE vector({})").format(sql.Literal(dimensions))
-            )
+            for table in ("chunks", "search_labels"):
+                await conn.execute(
+                    sql.SQL("ALTER TABLE {} ALTER COLUMN embedding TYPE vector({})").format(
+                        sql.Identifier(table), sql.Literal(dimensions)
+                    )
+                )
             await conn.execute(
                 "INSERT INTO embedding_index (model, dimensions) VALUES (%s, %s)"
                 " ON CONFLICT (singleton) DO UPDATE SET model = EXCLUDED.model,"
                 " dimensions = EXCLUDED.dimensions, updated_at = now()",
                 (model, dimensions),
             )
-            await conn.execute(
-                sql.SQL("CREATE INDEX {} ON chunks USING hnsw (embedding vector_cosine_ops)").format(
-                    sql.Identifier(_HNSW_INDEX)
+            for table, index in (("chunks", _HNSW_INDEX), ("search_labels", _LABELS_HNSW_INDEX)):
+                await conn.execute(
+                    sql.SQL("CREATE INDEX {} ON {} USING hnsw (embedding vector_cosine_ops)").format(
+                        sql.Identifier(index), sql.Identifier(table)
+                    )
                 )
-            )
         return True
 
     async def check_embedding_model(self, model: str) -> None:

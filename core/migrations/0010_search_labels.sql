@@ -10,3 +10,13 @@ CREATE TABLE search_labels (
     created_at timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (feedback_id, page_id, url)
 );
+
+-- Typed and indexed like chunks.embedding once the index has a model (retrieval/store.py does it when one is set).
+DO $$
+DECLARE d int := (SELECT dimensions FROM embedding_index);
+BEGIN
+    IF d IS NOT NULL THEN
+        EXECUTE format('ALTER TABLE search_labels ALTER COLUMN embedding TYPE vector(%s)', d);
+        CREATE INDEX search_labels_embedding_hnsw ON search_labels USING hnsw (embedding vector_cosine_ops);
+    END IF;
+END $$;
