@@ -55,6 +55,7 @@ from retrieval.ingest.chunking import SectionChunker  # noqa: E402
 from retrieval.ingest.pipeline import IngestReport  # noqa: E402
 from retrieval.ingest.sources import HTML_SUFFIXES, MARKDOWN_SUFFIXES, load_source  # noqa: E402
 from retrieval.models import embedding_input, sha256  # noqa: E402
+from retrieval.retriever import WikiSearch  # noqa: E402
 from retrieval.sample import SAMPLE_BASE_URL, SAMPLE_WIKI, ingest_sample_wiki, labelled_questions, sample_spaces  # noqa: E402
 from retrieval.store import WordLimits  # noqa: E402
 from training.labels import refresh_labels  # noqa: E402
@@ -473,19 +474,23 @@ def synthetic_url(key: str) -> str:
 
 # --- 2. and 3. latency and recall -------------------------------------------------------------------
 async def latencies(index: WikiIndex, questions: Sequence[str], passes: int) -> dict[str, list[float]]:
-    """Seconds per call of the whole search and, to explain it, of its three parts alone."""
+    """Seconds per call of the whole search, of the same without relevance labels, and, to explain them, of their
+    parts alone."""
     store, embedder, settings = index.store, index.embedder, index.settings
     words = WordLimits(settings.fulltext_word_share, settings.fulltext_max_matches)
     for question in questions:  # warm-up: model, pool, caches
         await index.search.search(question, k=SEARCH_K)
+    unlabelled = WikiSearch(store, embedder, settings.model_copy(update={"search_feedback": False}))
     times: dict[str, list[float]] = {
-        "search (total)": [], "query embedding": [], "vector SQL": [], "text SQL": [], "labels SQL": []
+        "search (total)": [], "search without labels": [], "query embedding": [], "vector SQL": [], "text SQL": [],
+        "labels SQL": [],
     }
     for _ in range(passes):
-        for question in questions:
-            started = time.perf_counter()
-            await index.search.search(question, k=SEARCH_K)
-            times["search (total)"].append(time.perf_counter() - started)
+        for question in questions:  # the two in turn, question by question: the same load on both
+            for name, search in (("search (total)", index.search), ("search without labels", unlabelled)):
+                started = time.perf_counter()
+                await search.search(question, k=SEARCH_K)
+                times[name].append(time.perf_counter() - started)
     vectors = []
     for question in questions:
         started = time.perf_counter()
