@@ -242,6 +242,12 @@ class WikiStore:
         return {"pages": pages, "chunks": chunks, "unembedded": unembedded}
 
     # --- relevance labels (what corrections said was the right source) ---------------------------
+    async def labels(self) -> dict[RelevanceLabel, np.ndarray]:
+        """The labels search uses now, each with its question's embedding."""
+        async with self.db.connection() as conn:
+            cur = await conn.execute("SELECT feedback_id, question, page_id, url, embedding FROM search_labels")
+            return {RelevanceLabel(*row[:4]): row[4].to_numpy() for row in await cur.fetchall()}
+
     async def replace_labels(self, labels: Sequence[RelevanceLabel], vectors: Sequence[Sequence[float]]) -> int:
         """Make these the labels search uses, each with its question's embedding; return how many were kept
         (those of pages since deleted are not)."""

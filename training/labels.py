@@ -40,11 +40,16 @@ def relevance_labels(corrected: Iterable[Corrected]) -> Iterator[RelevanceLabel]
 
 
 async def refresh_labels(index: WikiIndex) -> LabelRefresh:
-    """Rebuild the labels search uses from the accepted corrections standing now."""
+    """Rebuild the labels search uses from the accepted corrections standing now; only questions not labelled
+    before are embedded, and labels that did not change are left as they are."""
     await index.store.check_embedding_model(index.embedder.model_name)  # questions are embedded as the index is
     corrected = await AnswerLog(index.db).accepted_corrections()
     labels = list(relevance_labels(corrected))
-    questions = list(dict.fromkeys(label.question for label in labels))
-    vectors = dict(zip(questions, await asyncio.to_thread(index.embedder.embed_documents, questions), strict=True))
+    current = await index.store.labels()
+    if set(labels) == current.keys():
+        return LabelRefresh(len(corrected), len(current))
+    vectors = {label.question: vector for label, vector in current.items()}
+    new = [q for q in dict.fromkeys(label.question for label in labels) if q not in vectors]
+    vectors |= zip(new, await asyncio.to_thread(index.embedder.embed_documents, new), strict=True)
     kept = await index.store.replace_labels(labels, [vectors[label.question] for label in labels])
     return LabelRefresh(len(corrected), kept)

@@ -81,6 +81,26 @@ async def test_a_correction_counts_only_once_accepted_and_stops_counting_when_re
     assert await pages(index, question) == before
 
 
+async def test_a_refresh_embeds_only_questions_not_labelled_before(index: WikiIndex, monkeypatch):
+    embedded: list[str] = []  # what refreshes embed (searching embeds its question too: cleared before each)
+    embed = index.embedder.embed_documents
+    monkeypatch.setattr(index.embedder, "embed_documents", lambda texts: embedded.extend(texts) or embed(texts))
+    labelled = (await pages(index, ASKED_AGAIN))[0]  # the first test's correction put it first
+    before = (await index.store.labels()).keys()
+    embedded.clear()
+    assert (await refresh_labels(index)).labels == len(before) and embedded == []  # nothing new: nothing changes
+    assert (await index.store.labels()).keys() == before
+
+    question = "can I expense a taxi to the airport?"
+    right = (await pages(index, question))[1]
+    await correct(index, question, right, reasons=[])
+    embedded.clear()
+    await refresh_labels(index)
+    assert embedded == [question]
+    assert (await pages(index, question))[0] == right
+    assert (await pages(index, ASKED_AGAIN))[0] == labelled  # its label kept its question's embedding
+
+
 async def test_labels_of_a_deleted_page_go_with_it_and_search_can_leave_them_out(index: WikiIndex):
     labelled = (await pages(index, ASKED_AGAIN))[0]  # the first test's label put it first
     plain = index.settings.model_copy(update={"search_feedback": False})
