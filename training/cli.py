@@ -142,8 +142,8 @@ async def labels_command(args: argparse.Namespace, settings: Settings) -> int:
 
     async with WikiIndex.open(settings) as index:
         refreshed = await refresh_labels(index)
-    print(f"search ranks higher the sources named right by {refreshed.labels} labels, "
-          f"from {refreshed.corrections} accepted corrections")  # fmt: skip
+    print(f"relevance labels: {refreshed.labels}, from {refreshed.corrections} accepted corrections (search ranks"
+          " their sources higher for questions like theirs)")  # fmt: skip
     return 0
 
 

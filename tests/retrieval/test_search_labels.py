@@ -1,5 +1,7 @@
 """Search learns from corrections: a source people named right for a question ranks higher for questions like it
-(training/labels.py builds the labels, retrieval/store.py ranks by them), on the sample wiki in a real PostgreSQL."""
+(training/labels.py builds the labels, retrieval/store.py ranks by them), on the sample wiki in a real PostgreSQL.
+
+The tests share the module's database and run in file order: each finds the corrections of those before it."""
 
 import pytest
 
@@ -7,6 +9,7 @@ from core.answer_log import AnswerLog, AskContext, FeedbackLog, InteractionRecor
 from core.prompt import Source
 from retrieval.index import WikiIndex
 from training.labels import refresh_labels
+from wikibot.cli import main
 
 ASKED = "how many days of bereavement leave do I get when a grandparent dies?"
 ASKED_AGAIN = "how many bereavement days for a grandparent?"
@@ -117,3 +120,11 @@ async def test_labels_of_a_deleted_page_go_with_it_and_search_can_leave_them_out
 
 async def search_ids(index: WikiIndex, question: str) -> list[int]:
     return [h.chunk_id for h in await index.search.search(question)]
+
+
+def test_wikibot_labels_refreshes_them_and_says_how_many(index: WikiIndex, monkeypatch, capsys):
+    """Two corrections stand; one's page was deleted above, so one label is left."""
+    monkeypatch.setenv("WIKIBOT_DATABASE_URL", index.settings.database_url)
+    monkeypatch.setenv("WIKIBOT_DATA_DIR", str(index.settings.data_dir))
+    assert main(["labels"]) == 0
+    assert "relevance labels: 1, from 2 accepted corrections" in capsys.readouterr().out
