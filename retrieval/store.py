@@ -13,8 +13,8 @@ from core.db import Database
 from retrieval.models import Chunk, RelevanceLabel, SearchHit, SourcePage, embedding_input
 from retrieval.rank import reciprocal_rank_fusion, spread_over_pages
 
-_HNSW_INDEX = "chunks_embedding_hnsw"
-_LABELS_HNSW_INDEX = "search_labels_embedding_hnsw"
+# The tables with vectors of the index's embedding model, and their HNSW indexes: retyped when it changes.
+_VECTOR_TABLES = (("chunks", "chunks_embedding_hnsw"), ("search_labels", "search_labels_embedding_hnsw"))
 # Full-text ranking ORs the question's stemmed words (questions rarely match every word), so a common word
 # matches much of the wiki and ranking all of it would be slow. Only the rarer words pick the chunks to
 # rank (`WordLimits`): the rarest word, then those in at most `share` of the chunks, rarest first, while
@@ -115,11 +115,11 @@ class WikiStore:
         if await self.embedding_model() == (model, dimensions):
             return False
         async with self.db.connection() as conn, conn.transaction():
-            for index in (_HNSW_INDEX, _LABELS_HNSW_INDEX):
+            for _, index in _VECTOR_TABLES:
                 await conn.execute(sql.SQL("DROP INDEX IF EXISTS {}").format(sql.Identifier(index)))
             await conn.execute("UPDATE chunks SET embedding = NULL")
             await conn.execute("DELETE FROM search_labels")  # embedded by the old model: rebuilt by the next refresh
-            for table in ("chunks", "search_labels"):
+            for table, _ in _VECTOR_TABLES:
                 await conn.execute(
                     sql.SQL("ALTER TABLE {} ALTER COLUMN embedding TYPE vector({})").format(
                         sql.Identifier(table), sql.Literal(dimensions)
@@ -131,7 +131,7 @@ class WikiStore:
                 " dimensions = EXCLUDED.dimensions, updated_at = now()",
                 (model, dimensions),
             )
-            for table, index in (("chunks", _HNSW_INDEX), ("search_labels", _LABELS_HNSW_INDEX)):
+            for table, index in _VECTOR_TABLES:
                 await conn.execute(
                     sql.SQL("CREATE INDEX {} ON {} USING hnsw (embedding vector_cosine_ops)").format(
                         sql.Identifier(index), sql.Identifier(table)
